@@ -1,0 +1,178 @@
+"""Catalogue ids reserved before their checks are built.
+
+Ids are public API: they are fixed from the first release so that silencing lists,
+dashboards and CI gates written today keep working. A run reports these as skipped
+("not built yet"), never as passed. When an area is built, its rows move out of this
+table into the area's module (a registered check replaces its reserved row).
+"""
+
+from __future__ import annotations
+
+from ..registry import CLI, LIVE, PLANNED, REMOTE, Check, make_check
+
+_BOTH = (LIVE, CLI)
+
+# (id, default level, extra tags, title, modes)
+_ROWS: tuple[tuple[str, str, tuple[str, ...], str, tuple[str, ...]], ...] = (
+    (
+        "cookies.observed_insecure",
+        "error",
+        ("security", "live"),
+        "A Set-Cookie actually sent lacks Secure or HttpOnly",
+        (LIVE,),
+    ),
+    (
+        "headers.hsts",
+        "warning",
+        ("security",),
+        "Responses carry Strict-Transport-Security with max-age >= 180 days",
+        _BOTH,
+    ),
+    (
+        "headers.csp",
+        "warning",
+        ("security",),
+        "Responses carry a Content-Security-Policy without unsafe-inline scripts",
+        _BOTH,
+    ),
+    (
+        "headers.nosniff",
+        "warning",
+        ("security",),
+        "Responses carry X-Content-Type-Options: nosniff",
+        _BOTH,
+    ),
+    (
+        "headers.framing",
+        "warning",
+        ("security",),
+        "Responses forbid framing (X-Frame-Options or CSP frame-ancestors)",
+        _BOTH,
+    ),
+    ("headers.referrer_policy", "info", ("security",), "Responses carry a Referrer-Policy", _BOTH),
+    (
+        "proxy.missing_proxyfix",
+        "error",
+        ("live",),
+        "Forwarded headers arrive but nothing in the WSGI chain trusts them",
+        (LIVE,),
+    ),
+    (
+        "proxy.no_forwarded_proto",
+        "warning",
+        ("live",),
+        "Behind a proxy that sends no X-Forwarded-Proto",
+        (LIVE,),
+    ),
+    (
+        "proxy.scheme_mismatch",
+        "error",
+        ("live", "security"),
+        "The proxy says https but the app sees http",
+        (LIVE,),
+    ),
+    (
+        "proxy.too_many_hops",
+        "warning",
+        ("live", "security"),
+        "ProxyFix trusts more hops than requests carry (spoofable client address)",
+        (LIVE,),
+    ),
+    (
+        "server.dev_server",
+        "critical",
+        ("live",),
+        "Served by the Werkzeug development server",
+        (LIVE,),
+    ),
+    ("server.root", "error", ("security",), "The process runs as root", _BOTH),
+    (
+        "server.bind_public",
+        "warning",
+        ("gunicorn",),
+        "gunicorn binds to all interfaces instead of loopback or a socket",
+        _BOTH,
+    ),
+    (
+        "server.workers",
+        "warning",
+        ("gunicorn",),
+        "gunicorn worker count fits the CPUs the process may use",
+        _BOTH,
+    ),
+    ("server.timeout", "warning", ("gunicorn",), "gunicorn timeout is 0 or above 120 s", _BOTH),
+    (
+        "server.max_requests_jitter",
+        "info",
+        ("gunicorn",),
+        "gunicorn max_requests is set without jitter",
+        _BOTH,
+    ),
+    ("database.unreachable", "critical", (), "Each database answers SELECT 1 in time", _BOTH),
+    ("database.sqlite", "warning", (), "The SQLAlchemy URL is SQLite", _BOTH),
+    (
+        "database.pool_budget",
+        "error",
+        (),
+        "Workers x pool size fit the connections the database server allows",
+        _BOTH,
+    ),
+    ("database.pre_ping", "warning", (), "pool_pre_ping is on", _BOTH),
+    ("database.connect_timeout", "warning", (), "The driver has a connect timeout", _BOTH),
+    ("database.superuser", "error", ("security",), "The app's database role is a superuser", _BOTH),
+    ("database.migrations", "error", (), "The database is at the migrations head", _BOTH),
+    (
+        "static.served_by_app",
+        "warning",
+        ("live",),
+        "The app itself serves /static in production",
+        (LIVE,),
+    ),
+    (
+        "static.upload_folder",
+        "warning",
+        (),
+        "The upload folder is outside the code and writable",
+        _BOTH,
+    ),
+    ("monitoring.sentry_missing", "warning", (), "An active Sentry client exists", _BOTH),
+    ("monitoring.sentry_pii", "warning", ("security",), "Sentry send_default_pii is off", _BOTH),
+    ("monitoring.sentry_environment", "info", (), "Sentry has an environment and release", _BOTH),
+    (
+        "monitoring.logging",
+        "warning",
+        (),
+        "The app logs above DEBUG to a handler that survives the process",
+        _BOTH,
+    ),
+    ("system.disk", "warning", (), "Free disk space under the app, uploads and temp >= 10%", _BOTH),
+    ("system.memory", "warning", (), "Available memory >= 10% of the process's limit", _BOTH),
+    ("system.fd_limit", "warning", (), "The open-file limit fits the server's connections", _BOTH),
+    (
+        "dependencies.vulnerable",
+        "error",
+        ("security",),
+        "pip-audit finds no known vulnerability (CLI with --audit)",
+        (CLI,),
+    ),
+    ("backups.stale", "error", (), "The newest backup is younger than the allowed age", _BOTH),
+    (
+        "tls.certificate_expiry",
+        "error",
+        ("security", "remote"),
+        "The TLS certificate does not expire within 30 days",
+        (REMOTE,),
+    ),
+    (
+        "tls.http_redirect",
+        "warning",
+        ("security", "remote"),
+        "Plain http:// redirects to https://",
+        (REMOTE,),
+    ),
+)
+
+PLANNED_CHECKS: tuple[Check, ...] = tuple(
+    make_check(cid, level=level, title=title, tags=tags, modes=modes, kind=PLANNED)
+    for cid, level, tags, title, modes in _ROWS
+)

@@ -1,0 +1,326 @@
+"""``config.*``: the app's configuration as loaded — debug, testing, the secret key, limits."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flask.helpers import get_debug_flag
+
+from ..context import CheckContext
+from ..findings import Finding, Level
+from ..registry import check
+from ._source_scan import find_secret_in_files, project_root
+
+#: A text key shorter than this is guessable or a leftover (``secrets.token_hex()`` gives 64).
+MIN_KEY_LENGTH = 32
+#: A bytes key is raw randomness: 16 bytes are 128 bits, as much as 32 hex characters.
+MIN_KEY_BYTES = 16
+#: Fewer distinct characters than this means a pattern, not randomness ("aaaa...").
+MIN_DISTINCT_CHARACTERS = 8
+#: Keys copied from tutorials and templates (compared without case, spaces, - or _).
+PLACEHOLDER_KEYS = frozenset(
+    {
+        "dev",
+        "devkey",
+        "development",
+        "developmentkey",
+        "changeme",
+        "changethis",
+        "change",
+        "secret",
+        "secretkey",
+        "mysecret",
+        "mysecretkey",
+        "yoursecretkey",
+        "supersecret",
+        "supersecretkey",
+        "topsecret",
+        "notsecret",
+        "notasecret",
+        "password",
+        "default",
+        "test",
+        "testing",
+        "testkey",
+        "key",
+        "flask",
+        "flasksecret",
+        "flaskkey",
+        "insecure",
+        "example",
+        "placeholder",
+        "replaceme",
+        "todo",
+        "xxx",
+        "12345",
+        "123456",
+        "1234567890",
+        "secretkeyhere",
+        "yoursecretkeyhere",
+        "putyoursecretkeyhere",
+        "thisisasecret",
+        "thisisasecretkey",
+        "hardtoguessstring",
+        "youwillneverguess",
+        "sosecret",
+    }
+)
+#: Words that mark a longer key as a template value ("dev-key-change-me-in-production").
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "changethis",
+    "replaceme",
+    "insecure",
+    "yoursecret",
+    "placeholder",
+    "notsecret",
+    "secretkeyhere",
+    "example",
+)
+#: The key the Flask documentation once printed as an example.
+FLASK_DOCS_KEY = b'_5#y2L"F4Q8z\n\xec]/'
+#: Shortest key searched for in files: a shorter value matches unrelated text.
+MIN_SEARCHABLE_LENGTH = 8
+
+#: Names of settings that pick an environment, in the config or in the process environment.
+ENVIRONMENT_SETTINGS = (
+    "FLASK_CONFIG",
+    "APP_ENV",
+    "APP_ENVIRONMENT",
+    "ENVIRONMENT",
+    "ENV",
+    "FLASK_ENV",
+    "APP_CONFIG",
+    "APP_SETTINGS",
+    "CONFIG_NAME",
+)
+#: Words in such a setting that name a non-production environment. ``staging`` is not one:
+#: a staging deploy should look like production and pass.
+NON_PRODUCTION_WORDS = frozenset(
+    {"dev", "devel", "develop", "development", "test", "testing", "local", "debug", "ci"}
+)
+
+_KEY_HINT = (
+    "Generate one with: python -c 'import secrets; print(secrets.token_hex())' and "
+    "load it from the environment (app.config.from_prefixed_env()) or a secrets file."
+)
+
+
+def _normalised(key: str) -> str:
+    return re.sub(r"[\s_\-.]+", "", key.lower())
+
+
+def key_weakness(key: Any) -> str | None:
+    """Why ``key`` is weak (never quoting it), or ``None`` when it is strong enough."""
+    if isinstance(key, (bytes, bytearray)):
+        raw = bytes(key)
+        if raw == FLASK_DOCS_KEY:
+            return "it is the example key printed in the Flask documentation"
+        if len(raw) < MIN_KEY_BYTES:
+            return f"it is {len(raw)} bytes long; a random bytes key needs {MIN_KEY_BYTES}"
+        if len(set(raw)) < MIN_DISTINCT_CHARACTERS:
+            return f"it has only {len(set(raw))} distinct bytes"
+        text = raw.decode("latin-1")
+    elif isinstance(key, str):
+        text = key
+    else:
+        return f"it is a {type(key).__name__}, not a string or bytes"
+    squashed = _normalised(text)
+    if squashed in PLACEHOLDER_KEYS or any(word in squashed for word in PLACEHOLDER_WORDS):
+        return "it is a well-known placeholder value"
+    if isinstance(key, str):
+        if len(text) < MIN_KEY_LENGTH:
+            return f"it is {len(text)} characters long; at least {MIN_KEY_LENGTH} are needed"
+        if len(set(text)) < MIN_DISTINCT_CHARACTERS:
+            return f"it has only {len(set(text))} distinct characters"
+    return None
+
+
+def _has_key(value: Any) -> bool:
+    return value is not None and value != "" and value != b""
+
+
+@check(
+    "config.debug",
+    level=Level.CRITICAL,
+    tags=["security"],
+    title="Debug mode is off",
+    hint="Set DEBUG = False (and unset FLASK_DEBUG): the debugger lets anyone who reaches "
+    "an error page run code on the server.",
+)
+def check_debug(ctx: CheckContext) -> Iterator[Finding]:
+    # From the CLI, Flask resets app.debug from FLASK_DEBUG after the factory ran, so the
+    # DEBUG the factory configured is read from the config as init_app saw it.
+    if ctx.app.debug or ctx.config_at_init.get("DEBUG"):
+        yield ctx.finding("The app runs in debug mode (DEBUG is true).", observed=True)
+    if get_debug_flag():  # Flask's own reading of FLASK_DEBUG
+        flag = os.environ.get("FLASK_DEBUG")
+        yield ctx.finding(f"FLASK_DEBUG={flag!r} is set in the environment.", observed=flag)
+
+
+@check(
+    "config.testing",
+    level=Level.ERROR,
+    title="TESTING is off",
+    hint="Set TESTING = False: it makes Flask and extensions skip protections "
+    "(CSRF, login) meant for tests only.",
+)
+def check_testing(ctx: CheckContext) -> Iterator[Finding]:
+    if ctx.config.get("TESTING"):
+        yield ctx.finding("TESTING is true.", observed=True)
+
+
+@check(
+    "config.secret_key_missing",
+    level=Level.CRITICAL,
+    tags=["security"],
+    title="SECRET_KEY is set",
+    hint="Set SECRET_KEY from the environment. " + _KEY_HINT,
+)
+def check_secret_key_missing(ctx: CheckContext) -> Iterator[Finding]:
+    if not _has_key(ctx.config.get("SECRET_KEY")):
+        yield ctx.finding("SECRET_KEY is not set: sessions and signed values cannot be trusted.")
+
+
+@check(
+    "config.secret_key_weak",
+    level=Level.ERROR,
+    tags=["security"],
+    title="SECRET_KEY is long, random and not a placeholder",
+    hint="Replace it with a random key. " + _KEY_HINT,
+)
+def check_secret_key_weak(ctx: CheckContext) -> Iterator[Finding]:
+    key = ctx.config.get("SECRET_KEY")
+    if _has_key(key):
+        weakness = key_weakness(key)
+        if weakness is not None:
+            yield ctx.finding(f"SECRET_KEY is weak: {weakness}.")
+
+
+@check(
+    "config.secret_key_fallbacks",
+    level=Level.ERROR,
+    tags=["security"],
+    title="Every SECRET_KEY_FALLBACKS entry is strong",
+    hint="Remove weak old keys from SECRET_KEY_FALLBACKS: anything they signed can be forged.",
+)
+def check_secret_key_fallbacks(ctx: CheckContext) -> Iterator[Finding]:
+    fallbacks = ctx.config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, (str, bytes)):
+        fallbacks = [fallbacks]
+    for index, key in enumerate(fallbacks):
+        weakness = key_weakness(key) if _has_key(key) else "it is empty"
+        if weakness is not None:
+            yield ctx.finding(
+                f"SECRET_KEY_FALLBACKS[{index}] is weak: {weakness}.", observed={"index": index}
+            )
+
+
+@check(
+    "config.secret_key_in_source",
+    level=Level.ERROR,
+    tags=["security"],
+    title="SECRET_KEY's value is not written in the app's source",
+    hint="Move the key to the environment or to a secrets file git ignores "
+    "(instance/config.py, mode 600), then rotate it: anyone with the source can "
+    "sign sessions. Keep the old key in SECRET_KEY_FALLBACKS until sessions expire.",
+)
+def check_secret_key_in_source(ctx: CheckContext) -> Iterator[Finding]:
+    key = ctx.config.get("SECRET_KEY")
+    if not isinstance(key, (str, bytes)) or not _has_key(key):
+        ctx.skip("no SECRET_KEY to look for")
+    if len(key) < MIN_SEARCHABLE_LENGTH:
+        ctx.skip(
+            f"SECRET_KEY is shorter than {MIN_SEARCHABLE_LENGTH} characters and would match "
+            "unrelated text; config.secret_key_weak reports it"
+        )
+    root = project_root(ctx.app.root_path)
+    result = find_secret_in_files(
+        key, root, Path(ctx.app.instance_path), deadline=ctx.deadline - 0.05
+    )
+    for hit in result.hits:
+        if hit.source:
+            yield ctx.finding(
+                f"SECRET_KEY's value is written in {hit.path} ({hit.why}).",
+                observed={"file": hit.path},
+            )
+        elif hit.mode & (stat.S_IRWXG | stat.S_IRWXO):
+            yield ctx.finding(
+                f"SECRET_KEY is kept in {hit.path} ({hit.why}), but its mode is "
+                f"{hit.mode:04o}: other users of the host can read it.",
+                level=Level.WARNING,
+                hint=f"Run: chmod 600 {hit.path}",
+                observed={"file": hit.path, "mode": f"{hit.mode:04o}"},
+            )
+    if not result.complete and not result.hits:
+        ctx.skip(
+            f"scanned {result.scanned} files under {result.root} before the time limit "
+            "without finishing"
+        )
+
+
+def _environment_words(value: str) -> set[str]:
+    # "config.DevelopmentConfig" -> {"config", "development"}
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", value)
+    return set(re.split(r"[^a-z0-9]+", spaced.lower())) - {""}
+
+
+@check(
+    "config.environment",
+    level=Level.WARNING,
+    title="No setting names a non-production environment",
+    hint="Load the production configuration (FLASK_CONFIG=production or equivalent).",
+)
+def check_environment(ctx: CheckContext) -> Iterator[Finding]:
+    for source, values in (("config", ctx.config), ("environment", os.environ)):
+        for name in ENVIRONMENT_SETTINGS:
+            value = values.get(name)
+            if isinstance(value, str) and _environment_words(value) & NON_PRODUCTION_WORDS:
+                yield ctx.finding(
+                    f"{name}={value!r} in the {source} names a non-production environment.",
+                    observed={name: value},
+                )
+
+
+@check(
+    "config.max_content_length",
+    level=Level.WARNING,
+    tags=["security"],
+    title="MAX_CONTENT_LENGTH bounds request bodies",
+    hint="Set MAX_CONTENT_LENGTH (for example 16 * 1024 * 1024) so one request cannot fill "
+    "memory or disk; match it with nginx's client_max_body_size.",
+)
+def check_max_content_length(ctx: CheckContext) -> Iterator[Finding]:
+    if ctx.config.get("MAX_CONTENT_LENGTH") is None:
+        yield ctx.finding("MAX_CONTENT_LENGTH is not set: request bodies are unbounded.")
+
+
+@check(
+    "config.preferred_url_scheme",
+    level=Level.WARNING,
+    title="PREFERRED_URL_SCHEME is https",
+    hint="Set PREFERRED_URL_SCHEME = 'https' so url_for(..., _external=True) outside a "
+    "request builds https links.",
+)
+def check_preferred_url_scheme(ctx: CheckContext) -> Iterator[Finding]:
+    scheme = ctx.config.get("PREFERRED_URL_SCHEME")
+    if scheme != "https":
+        yield ctx.finding(f"PREFERRED_URL_SCHEME is {scheme!r}, not 'https'.", observed=scheme)
+
+
+@check(
+    "config.trusted_hosts",
+    level=Level.INFO,
+    tags=["security"],
+    title="TRUSTED_HOSTS or SERVER_NAME limits the Host header",
+    hint="Set TRUSTED_HOSTS (Flask 3.1+) to the hosts you serve, or SERVER_NAME, so a forged "
+    "Host header cannot poison external URLs (password-reset links).",
+)
+def check_trusted_hosts(ctx: CheckContext) -> Iterator[Finding]:
+    if not ctx.config.get("TRUSTED_HOSTS") and not ctx.config.get("SERVER_NAME"):
+        yield ctx.finding("Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted.")

@@ -1,0 +1,77 @@
+"""``cookies.*``: the session and remember-me cookie flags as configured.
+
+What cookies the server actually sends (``cookies.observed_insecure``) is judged from
+live traffic; these checks read the configuration Flask and Flask-Login use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..context import CheckContext
+from ..findings import Finding, Level
+from ..registry import check
+
+
+@check(
+    "cookies.session_secure",
+    level=Level.ERROR,
+    tags=["security"],
+    title="The session cookie is Secure",
+    hint="Set SESSION_COOKIE_SECURE = True so the browser never sends the session over plain HTTP.",
+)
+def check_session_secure(ctx: CheckContext) -> Iterator[Finding]:
+    if not ctx.config.get("SESSION_COOKIE_SECURE"):
+        yield ctx.finding(
+            "SESSION_COOKIE_SECURE is off: the session cookie travels over HTTP.",
+            observed=ctx.config.get("SESSION_COOKIE_SECURE"),
+        )
+
+
+@check(
+    "cookies.session_httponly",
+    level=Level.ERROR,
+    tags=["security"],
+    title="The session cookie is HttpOnly",
+    hint="Set SESSION_COOKIE_HTTPONLY = True (Flask's default) so scripts cannot read the session.",
+)
+def check_session_httponly(ctx: CheckContext) -> Iterator[Finding]:
+    if not ctx.config.get("SESSION_COOKIE_HTTPONLY"):
+        yield ctx.finding(
+            "SESSION_COOKIE_HTTPONLY is off: any injected script can steal the session.",
+            observed=ctx.config.get("SESSION_COOKIE_HTTPONLY"),
+        )
+
+
+@check(
+    "cookies.session_samesite",
+    level=Level.WARNING,
+    tags=["security"],
+    title="The session cookie has SameSite Lax or Strict",
+    hint="Set SESSION_COOKIE_SAMESITE = 'Lax' to stop most cross-site request forgery.",
+)
+def check_session_samesite(ctx: CheckContext) -> Iterator[Finding]:
+    value = ctx.config.get("SESSION_COOKIE_SAMESITE")
+    if value is None or str(value).lower() == "none":
+        yield ctx.finding(
+            f"SESSION_COOKIE_SAMESITE is {value!r}: the browser sends the session "
+            "with cross-site requests.",
+            observed=value,
+        )
+
+
+@check(
+    "cookies.remember_secure",
+    level=Level.WARNING,
+    tags=["security"],
+    title="Flask-Login's remember cookie is Secure",
+    hint="Set REMEMBER_COOKIE_SECURE = True (and keep REMEMBER_COOKIE_HTTPONLY on).",
+)
+def check_remember_secure(ctx: CheckContext) -> Iterator[Finding]:
+    if getattr(ctx.app, "login_manager", None) is None:
+        ctx.skip("Flask-Login is not set up on this app")
+    if not ctx.config.get("REMEMBER_COOKIE_SECURE"):
+        yield ctx.finding(
+            "REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP.",
+            observed=ctx.config.get("REMEMBER_COOKIE_SECURE"),
+        )

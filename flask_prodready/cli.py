@@ -1,0 +1,127 @@
+"""``flask readiness``: the same checks from the command line, with a gate exit code.
+
+Exit codes: 0 when no unsilenced finding is at or above ``--fail-level``, 1 when one
+is, 2 for a usage error (unknown tag, id, format or level), always one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .extension import get_state
+from .findings import Level
+from .registry import CLI
+from .render.json import render_json
+from .render.text import render_catalogue, render_text
+
+FORMATS = ("text", "json")
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageFailure(click.ClickException):
+    """A usage error shown as one line, ``Error: <message>``, exiting 2.
+
+    click's own ``UsageError`` prints the whole usage block first; a CI log wants the
+    one line that says what was wrong.
+    """
+
+    exit_code = EXIT_USAGE
+
+
+class ReadinessCommand(click.Command):
+    """A click command whose option-parsing errors are one line too."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise UsageFailure(exc.format_message()) from None
+
+
+def _usage(message: str) -> UsageFailure:
+    return UsageFailure(message)
+
+
+@click.command("readiness", cls=ReadinessCommand)
+@click.option(
+    "--format",
+    "output_format",
+    default="text",
+    show_default=True,
+    help="Output format: text (for people) or json (the /_readiness body).",
+)
+@click.option(
+    "--fail-level",
+    default="error",
+    show_default=True,
+    help="Exit 1 when an unsilenced finding is at or above this level "
+    "(critical, error, warning, info).",
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only run checks with this tag (repeatable); an area name is a tag.",
+)
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="ID",
+    help="Do not run the check with this id (repeatable).",
+)
+@click.option(
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="Print the catalogue of checks (id, level, tags, title) and exit.",
+)
+@with_appcontext
+def readiness_command(
+    output_format: str,
+    fail_level: str,
+    tags: tuple[str, ...],
+    excludes: tuple[str, ...],
+    list_only: bool,
+) -> None:
+    """Check this app's production readiness and exit non-zero when it is not ready."""
+    if output_format not in FORMATS:
+        raise _usage(f"unknown format {output_format!r}; use one of {', '.join(FORMATS)}")
+    try:
+        threshold = Level.parse(fail_level)
+    except ValueError as exc:
+        raise _usage(f"--fail-level: {exc}") from None
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+
+    if list_only:
+        if output_format == "json":
+            click.echo(json.dumps(state.registry.describe(), indent=2))
+        else:
+            click.echo(render_catalogue(state.registry), nl=False)
+        return
+
+    for tag in state.registry.unknown_tags(tags):
+        raise _usage(f"unknown tag {tag!r}; see `flask readiness --list` for the tags")
+    for check_id in state.registry.unknown_ids(excludes):
+        raise _usage(f"unknown check id {check_id!r} in --exclude; see `flask readiness --list`")
+
+    report = state.build_report(app, mode=CLI, tags=tags, exclude=excludes)
+    if output_format == "json":
+        click.echo(render_json(report), nl=False)
+    else:
+        click.echo(render_text(report), nl=False)
+    sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)

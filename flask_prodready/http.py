@@ -1,0 +1,216 @@
+"""The HTTP front end: ``/healthz`` for monitors and the protected ``/_readiness`` report.
+
+``/healthz`` is kept as cheap as a bare route: a constant body, no report, no I/O,
+unless ``PRODREADY_HEALTHZ_CHECKS`` asks for checks. ``/_readiness`` answers 404 while
+no token is configured, 401 to anything but the exact bearer token, and 400 with a JSON
+error to any query it does not understand. Neither route ever sets a cookie.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from .extension import AppState, get_state
+from .findings import Report, Status
+from .redaction import Redactor
+from .registry import LIVE
+from .render.html import render_html, stylesheet_text
+from .render.json import render_json
+
+HEALTH_JSON = "application/health+json"
+FORMATS = ("json", "html")
+QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
+#: Query parameters that look like a token: refused, because URLs end up in logs.
+TOKEN_PARAMETERS = frozenset({"token", "access_token", "bearer", "auth", "authorization"})
+#: Longest query value accepted; ids and tags are short.
+MAX_VALUE_LENGTH = 200
+#: Query values echoed back in an error are cut to this many characters.
+SHOWN_VALUE_LENGTH = 60
+#: Headers copied from the request environ into the run, for checks to read.
+ENVIRON_KEYS = ("SERVER_SOFTWARE", "wsgi.multithread", "wsgi.multiprocess", "wsgi.url_scheme")
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+def _no_cookie_response_class(app: Flask) -> type[Response]:
+    """The app's response class, made deaf to ``set_cookie``.
+
+    A session interface adds its cookie after every after-request hook has run, so
+    stripping the header in a hook is too early; a response that ignores the call is not.
+    """
+
+    def ignore(self: Response, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    return type(
+        "ProdReadyResponse",
+        (app.response_class,),
+        {"set_cookie": ignore, "delete_cookie": ignore, "__module__": __name__},
+    )
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= SHOWN_VALUE_LENGTH else value[:SHOWN_VALUE_LENGTH] + "..."
+
+
+def make_blueprint(app: Flask, settings: Any) -> Blueprint:
+    """The routes for one app, at the paths its config names."""
+    blueprint = Blueprint("prodready", __name__)
+    response_class = _no_cookie_response_class(app)
+
+    def respond(body: str | bytes, status: int, content_type: str, **headers: str) -> Response:
+        response = response_class(body, status=status, content_type=content_type)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.update(headers)
+        return response
+
+    def error(status: int, message: str, **extra: Any) -> Response:
+        # Values echoed from the query go through redaction like every other output.
+        redactor = Redactor.for_config(current_app.config)
+        payload = redactor.value({"error": message, **extra})
+        body = json.dumps(payload, ensure_ascii=True) + "\n"
+        headers = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="prodready"'
+        return respond(body, status, "application/json", **headers)
+
+    def healthz() -> Response:
+        state = get_state(current_app)
+        if not state.healthz_checks:
+            return respond(b'{"status": "pass"}\n', 200, HEALTH_JSON)
+        app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
+        report = state.cached_report(
+            app_obj,
+            key=("healthz",),
+            build=lambda: state.build_report(
+                app_obj,
+                mode=LIVE,
+                checks=state.healthz_checks,
+                server_software=request.environ.get("SERVER_SOFTWARE"),
+            ),
+        )
+        status = report.status
+        code = 503 if status is Status.FAIL else 200
+        return respond(json.dumps({"status": status.value}) + "\n", code, HEALTH_JSON)
+
+    def parse_query(state: AppState) -> tuple[list[str], list[str], str | None]:
+        unknown = sorted(set(request.args) - QUERY_PARAMETERS)
+        if unknown:
+            raise _BadRequest(
+                f"unknown query parameter {_shown(unknown[0])!r}; use tag=, exclude= or format=",
+                parameter=_shown(unknown[0]),
+            )
+        values: dict[str, list[str]] = {}
+        for name in ("tag", "exclude", "format"):
+            values[name] = request.args.getlist(name)
+            for value in values[name]:
+                if not value.strip():
+                    raise _BadRequest(f"empty {name}= value", parameter=name)
+                if len(value) > MAX_VALUE_LENGTH or "\ufffd" in value:
+                    raise _BadRequest(
+                        f"{name}= value is too long or not valid UTF-8",
+                        parameter=name,
+                        value=_shown(value),
+                    )
+        for tag in state.registry.unknown_tags(values["tag"]):
+            raise _BadRequest(
+                f"unknown tag {tag!r}",
+                parameter="tag",
+                value=tag,
+                known=sorted(state.registry.tags),
+            )
+        for check_id in state.registry.unknown_ids(values["exclude"]):
+            raise _BadRequest(f"unknown check id {check_id!r}", parameter="exclude", value=check_id)
+        if len(values["format"]) > 1:
+            raise _BadRequest("format= given more than once", parameter="format")
+        fmt = values["format"][0] if values["format"] else None
+        if fmt is not None and fmt not in FORMATS:
+            raise _BadRequest(
+                f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}",
+                parameter="format",
+                value=fmt,
+            )
+        return values["tag"], values["exclude"], fmt
+
+    def negotiate(fmt: str | None) -> str:
+        if fmt is not None:
+            return fmt
+        best = request.accept_mimetypes.best_match(
+            ["application/json", HEALTH_JSON, "text/html"], default="application/json"
+        )
+        return "html" if best == "text/html" else "json"
+
+    def authorised(state: AppState) -> bool:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        token = credentials.strip()
+        return scheme.lower() == "bearer" and bool(token) and state.token_matches(token)
+
+    def readiness() -> Response:
+        state = get_state(current_app)
+        if state.settings.token is None:
+            return error(404, "not found")
+        if TOKEN_PARAMETERS.intersection(k.lower() for k in request.args):
+            return error(
+                400,
+                "the token is never accepted in the query string (URLs are "
+                "logged); send it as 'Authorization: Bearer <token>'",
+            )
+        if not authorised(state):
+            return error(401, "a valid 'Authorization: Bearer <token>' header is required")
+        try:
+            tags, exclude, fmt = parse_query(state)
+        except _BadRequest as bad:
+            return error(400, bad.message, **bad.details)
+
+        app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
+        environ = {k: request.environ[k] for k in ENVIRON_KEYS if k in request.environ}
+        report: Report = state.cached_report(
+            app_obj,
+            key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
+            build=lambda: state.build_report(
+                app_obj,
+                mode=LIVE,
+                tags=tags,
+                exclude=exclude,
+                server_software=environ.get("SERVER_SOFTWARE"),
+                environ=environ,
+            ),
+        )
+        code = 503 if report.status is Status.FAIL else 200
+        if negotiate(fmt) == "html":
+            stylesheet = f"{state.settings.readiness_path}/report.css"
+            page = render_html(report, stylesheet_url=stylesheet, registry=state.registry)
+            return respond(
+                page,
+                code,
+                "text/html; charset=utf-8",
+                **{
+                    "Content-Security-Policy": "default-src 'none'; style-src 'self'; "
+                    "img-src 'self'; frame-ancestors 'none'"
+                },
+            )
+        return respond(render_json(report), code, HEALTH_JSON)
+
+    def stylesheet() -> Response:
+        state = get_state(current_app)
+        if state.settings.token is None:
+            return error(404, "not found")
+        response = respond(stylesheet_text(), 200, "text/css; charset=utf-8")
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+    blueprint.add_url_rule(settings.healthz_path, "healthz", healthz, methods=["GET", "HEAD"])
+    blueprint.add_url_rule(settings.readiness_path, "readiness", readiness, methods=["GET", "HEAD"])
+    blueprint.add_url_rule(
+        f"{settings.readiness_path}/report.css", "stylesheet", stylesheet, methods=["GET", "HEAD"]
+    )
+    return blueprint

@@ -1,0 +1,230 @@
+"""The check registry: what a check is (id, default level, tags, title, modes) and where it lives.
+
+A check is a small function that looks at one thing and yields findings; no finding
+means it passed. Its metadata sits next to it in the ``@check(...)`` decorator, so the
+catalogue (``flask readiness --list``) is read off the registry, never kept by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .findings import Finding, Level
+
+if TYPE_CHECKING:
+    from .context import CheckContext
+
+#: What a check function returns: findings (any iterable, a generator is fine), one
+#: finding, or ``None`` for "passed".
+CheckResult = Iterable[Finding] | Finding | None
+CheckFunc = Callable[["CheckContext"], CheckResult]
+
+#: Where a check can judge. ``live``: inside the running server, from ``/_readiness``;
+#: ``cli``: ``flask readiness`` against the app as loaded; ``remote``: a client outside
+#: the server (``prodready --url``).
+LIVE = "live"
+CLI = "cli"
+REMOTE = "remote"
+MODES = frozenset({LIVE, CLI, REMOTE})
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+TAG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+#: ``implemented``: a function runs it. ``engine``: the runner itself reports it (crashes,
+#: timeouts). ``planned``: the id is reserved in the catalogue but not built yet; a run
+#: reports it as skipped, never as passed.
+IMPLEMENTED = "implemented"
+ENGINE = "engine"
+PLANNED = "planned"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check: its metadata and the function that runs it."""
+
+    id: str
+    level: Level
+    title: str
+    tags: tuple[str, ...]
+    hint: str
+    modes: frozenset[str]
+    func: CheckFunc | None
+    kind: str = IMPLEMENTED
+    origin: str = "flask_prodready"
+
+    @property
+    def area(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def __call__(self, ctx: CheckContext) -> CheckResult:
+        """Call the function directly (handy in tests); the runner adds isolation."""
+        if self.func is None:
+            raise TypeError(f"check {self.id} has no function ({self.kind})")
+        return self.func(ctx)
+
+
+def make_check(
+    check_id: str,
+    *,
+    level: str | Level,
+    title: str,
+    tags: Iterable[str] = (),
+    hint: str = "",
+    modes: Iterable[str] = (LIVE, CLI),
+    func: CheckFunc | None = None,
+    kind: str = IMPLEMENTED,
+    origin: str = "flask_prodready",
+) -> Check:
+    """Validate metadata and build a :class:`Check`; every error names the offending value."""
+    if not isinstance(check_id, str) or not ID_PATTERN.match(check_id):
+        raise ValueError(
+            f"check id {check_id!r} must look like 'area.name' "
+            "(lowercase letters, digits and underscores)"
+        )
+    if isinstance(tags, str):
+        raise TypeError(f"tags of {check_id} must be a list of strings, not the string {tags!r}")
+    tag_list = [check_id.split(".", 1)[0]]
+    for tag in tags:
+        if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+            raise ValueError(f"tag {tag!r} of {check_id} must be lowercase letters, digits, - or _")
+        if tag not in tag_list:
+            tag_list.append(tag)
+    mode_set = frozenset(modes)
+    if not mode_set or not mode_set <= MODES:
+        raise ValueError(f"modes of {check_id} must be a non-empty subset of {sorted(MODES)}")
+    if not title or not isinstance(title, str):
+        raise ValueError(f"check {check_id} needs a one-line title")
+    return Check(
+        id=check_id,
+        level=Level.parse(level),
+        title=title,
+        tags=tuple(tag_list),
+        hint=hint,
+        modes=mode_set,
+        func=func,
+        kind=kind,
+        origin=origin,
+    )
+
+
+def check(
+    check_id: str,
+    *,
+    level: str | Level,
+    title: str,
+    tags: Iterable[str] = (),
+    hint: str = "",
+    modes: Iterable[str] = (LIVE, CLI),
+) -> Callable[[CheckFunc], Check]:
+    """Declare a check without registering it (built-in modules and entry points use this).
+
+    ``ProdReady.check`` is the same decorator but also adds the check to that extension.
+    """
+
+    def decorate(func: CheckFunc) -> Check:
+        origin = getattr(func, "__module__", None) or "unknown"
+        return make_check(
+            check_id,
+            level=level,
+            title=title,
+            tags=tags,
+            hint=hint,
+            modes=modes,
+            func=func,
+            origin=origin,
+        )
+
+    return decorate
+
+
+class Registry:
+    """An ordered set of checks with unique ids; selection by tag and id."""
+
+    def __init__(self, checks: Iterable[Check] = ()) -> None:
+        self._checks: dict[str, Check] = {}
+        for item in checks:
+            self.add(item)
+
+    def add(self, item: Check) -> Check:
+        """Register ``item``; an id that is already taken raises ``ValueError``."""
+        if not isinstance(item, Check):
+            raise TypeError(f"expected a Check, got {type(item).__name__}")
+        existing = self._checks.get(item.id)
+        if existing is not None:
+            if existing.kind == PLANNED and item.kind != PLANNED:
+                self._checks[item.id] = item  # a built check replaces its reserved entry
+                return item
+            raise ValueError(
+                f"check id {item.id!r} is already registered (by {existing.origin}); "
+                "check ids must be unique"
+            )
+        self._checks[item.id] = item
+        return item
+
+    def __contains__(self, check_id: object) -> bool:
+        return check_id in self._checks
+
+    def __iter__(self) -> Iterator[Check]:
+        return iter(sorted(self._checks.values(), key=lambda c: c.id))
+
+    def __len__(self) -> int:
+        return len(self._checks)
+
+    def get(self, check_id: str) -> Check | None:
+        return self._checks.get(check_id)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._checks)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return frozenset(tag for item in self._checks.values() for tag in item.tags)
+
+    def unknown_tags(self, tags: Iterable[str]) -> list[str]:
+        known = self.tags
+        return [t for t in tags if t not in known]
+
+    def unknown_ids(self, ids: Iterable[str]) -> list[str]:
+        return [i for i in ids if i not in self._checks]
+
+    def select(self, tags: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[Check]:
+        """Runnable checks having any of ``tags`` (all when empty), minus the ``exclude`` ids.
+
+        Engine entries are never selected: the runner reports them itself.
+        """
+        wanted = set(tags)
+        skipped = set(exclude)
+        return [
+            item
+            for item in self
+            if item.kind != ENGINE
+            and item.id not in skipped
+            and (not wanted or wanted.intersection(item.tags))
+        ]
+
+    def select_names(self, names: Iterable[str]) -> list[Check]:
+        """Checks named by id or by tag (``PRODREADY_HEALTHZ_CHECKS``)."""
+        wanted = set(names)
+        return [
+            item
+            for item in self
+            if item.kind != ENGINE and (item.id in wanted or wanted.intersection(item.tags))
+        ]
+
+    def describe(self) -> list[Mapping[str, Any]]:
+        """The catalogue rows for ``--list``."""
+        return [
+            {
+                "id": item.id,
+                "level": item.level.value,
+                "tags": list(item.tags),
+                "title": item.title,
+                "modes": sorted(item.modes),
+                "kind": item.kind,
+            }
+            for item in self
+        ]

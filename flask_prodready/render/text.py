@@ -1,0 +1,91 @@
+"""The CLI's text report: grouped by area, worst first, readable at a glance.
+
+Colour comes from ``click.style``; ``click.echo`` strips it when stdout is not a
+terminal, so piping the output to a file or CI log gives plain text.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+
+import click
+
+from ..findings import Level, Report, Status
+from ..registry import CLI, LIVE, PLANNED, Check
+from .grouping import findings_by_area, skipped_by_reason
+
+_LEVEL_STYLE = {
+    Level.CRITICAL: {"fg": "red", "bold": True},
+    Level.ERROR: {"fg": "red"},
+    Level.WARNING: {"fg": "yellow"},
+    Level.INFO: {"fg": "blue"},
+}
+_STATUS_STYLE = {
+    Status.FAIL: {"fg": "white", "bg": "red", "bold": True},
+    Status.WARN: {"fg": "black", "bg": "yellow", "bold": True},
+    Status.PASS: {"fg": "white", "bg": "green", "bold": True},
+}
+WIDTH = 100
+INDENT = " " * 12
+
+
+def render_text(report: Report) -> str:
+    """The report for a person at a terminal."""
+    status = report.status
+    worker = report.worker
+    lines = [
+        click.style(f" {status.value.upper()} ", **_STATUS_STYLE[status])  # type: ignore[arg-type]
+        + f"  flask-prodready · mode {report.mode} · pid {worker.pid} on {worker.hostname}"
+        + f" · {report.generated_at}",
+        "",
+    ]
+    for area, findings in findings_by_area(report):
+        lines.append(click.style(area, bold=True))
+        for finding in findings:
+            label = finding.level.value.upper()
+            style = {"dim": True} if finding.silenced else _LEVEL_STYLE[finding.level]
+            head = click.style(f"  {label:<9} {finding.id}", **style)  # type: ignore[arg-type]
+            if finding.silenced:
+                head += click.style(f"  (silenced: {finding.silence_reason})", dim=True)
+            lines.append(head)
+            lines.extend(
+                textwrap.wrap(
+                    finding.message, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT
+                )
+            )
+            if finding.hint:
+                lines.extend(
+                    textwrap.wrap(
+                        finding.hint,
+                        WIDTH,
+                        initial_indent=INDENT + "fix: ",
+                        subsequent_indent=INDENT + "     ",
+                    )
+                )
+        lines.append("")
+
+    summary = report.summary()
+    counts = " · ".join(f"{summary[level.value]} {level.value}" for level in Level)
+    lines.append(
+        f"{counts} · {summary['passed']} passed · {summary['skipped']} skipped"
+        f" · {summary['errored']} errored · {summary['silenced']} silenced"
+    )
+    for reason, ids in skipped_by_reason(report):
+        lines.append(click.style(f"skipped {len(ids)}: {reason}", dim=True))
+    return "\n".join(lines) + "\n"
+
+
+def render_catalogue(checks: Iterable[Check]) -> str:
+    """``--list``: one line per check: id, default level, tags, title, and its state."""
+    items = list(checks)
+    width = max((len(item.id) for item in items), default=10)
+    lines = []
+    for item in items:
+        marks = [] if item.kind != PLANNED else ["not built yet"]
+        if item.modes != {LIVE, CLI}:
+            marks.append(" or ".join(sorted(item.modes)) + " only")
+        suffix = f"  [{', '.join(marks)}]" if marks else ""
+        tags = ",".join(item.tags)
+        lines.append(f"{item.id:<{width}}  {item.level.value:<8}  {tags:<28}  {item.title}{suffix}")
+    return "\n".join(lines) + "\n"

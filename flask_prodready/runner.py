@@ -1,0 +1,229 @@
+"""The runner every front end shares: checks in parallel threads, each under a timeout.
+
+Why threads and no signals: signals only work in the main thread, and a web worker
+serves requests elsewhere. A thread cannot be killed, so a check that hangs keeps its
+thread; the runner remembers it and, while it is still stuck, reports the check as
+timed out at once instead of starting another thread for it. A check that keeps hanging
+therefore holds at most one thread, however many reports are asked for.
+
+A check that raises is reported as ``prodready.check_crashed`` with its id and the
+exception type; the traceback goes to the ``flask_prodready`` logger, redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from .context import CheckContext, CheckSkipped, RunEnvironment
+from .findings import CheckOutcome, Finding, Level, Status
+from .redaction import Redactor
+from .registry import CLI, ENGINE, LIVE, PLANNED, REMOTE, Check, make_check
+
+logger = logging.getLogger("flask_prodready")
+
+CHECK_CRASHED = make_check(
+    "prodready.check_crashed",
+    level=Level.ERROR,
+    title="A check raised an exception",
+    hint="A bug in the check or in what it inspects; the traceback is in the server log "
+    "(logger 'flask_prodready').",
+    modes=(LIVE, CLI, REMOTE),
+    kind=ENGINE,
+)
+CHECK_TIMEOUT = make_check(
+    "prodready.check_timeout",
+    level=Level.ERROR,
+    title="A check exceeded PRODREADY_CHECK_TIMEOUT",
+    hint="Find out why what the check inspects answers slowly, or raise PRODREADY_CHECK_TIMEOUT.",
+    modes=(LIVE, CLI, REMOTE),
+    kind=ENGINE,
+)
+ENGINE_CHECKS = (CHECK_CRASHED, CHECK_TIMEOUT)
+
+#: Longest exception message kept in a crash finding.
+MAX_EXCEPTION_MESSAGE = 300
+
+_MODE_NAMES = {LIVE: "the running server", CLI: "the command line", REMOTE: "a remote client"}
+
+
+@dataclass
+class _Attempt:
+    """One check running in its own thread."""
+
+    check: Check
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: CheckOutcome | None = None
+    thread: threading.Thread | None = None
+
+
+def _engine_finding(template: Check, check: Check, message: str, observed: object) -> Finding:
+    tags = (*template.tags, *(t for t in check.tags if t not in template.tags))
+    return Finding(
+        id=template.id,
+        level=template.level,
+        message=message,
+        hint=template.hint,
+        tags=tags,
+        observed=observed,
+    )
+
+
+def _collect(check: Check, result: object) -> tuple[Finding, ...]:
+    """Normalise what a check returned into findings, refusing anything else."""
+    if result is None:
+        return ()
+    items: Iterable[object] = (
+        [result] if isinstance(result, Finding) else result  # type: ignore[assignment]
+    )
+    findings = []
+    for item in items:
+        if not isinstance(item, Finding):
+            raise TypeError(f"yielded {type(item).__name__}, expected a Finding from ctx.finding()")
+        if item.id != check.id:
+            raise ValueError(f"yielded a finding with id {item.id!r}; use ctx.finding()")
+        findings.append(item)
+    return tuple(findings)
+
+
+class Runner:
+    """Runs checks for one app and remembers the ones still hanging from earlier runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hung: dict[str, _Attempt] = {}
+
+    def hung_count(self) -> int:
+        """How many checks still hold a thread from an earlier, timed-out run."""
+        with self._lock:
+            self._forget_finished()
+            return len(self._hung)
+
+    def _forget_finished(self) -> None:
+        for check_id in [cid for cid, a in self._hung.items() if a.done.is_set()]:
+            del self._hung[check_id]
+
+    def run(
+        self,
+        checks: Sequence[Check],
+        env: RunEnvironment,
+        *,
+        timeout: float,
+        silenced: Mapping[str, str],
+        redactor: Redactor,
+    ) -> dict[str, CheckOutcome]:
+        """Run ``checks`` and return one redacted, silencing-applied outcome per check id."""
+        start = time.monotonic()
+        deadline = start + timeout
+        outcomes: dict[str, CheckOutcome] = {}
+        attempts: list[_Attempt] = []
+        with self._lock:
+            self._forget_finished()
+            for item in checks:
+                early = self._outcome_without_running(item, env, start, timeout)
+                if early is not None:
+                    outcomes[item.id] = early
+                    continue
+                attempt = _Attempt(check=item, started=start)
+                attempt.thread = threading.Thread(
+                    target=self._execute,
+                    args=(attempt, CheckContext(env=env, check=item, deadline=deadline), redactor),
+                    name=f"prodready:{item.id}",
+                    daemon=True,
+                )
+                attempts.append(attempt)
+        for attempt in attempts:
+            assert attempt.thread is not None
+            attempt.thread.start()
+
+        for attempt in attempts:
+            finished = attempt.done.wait(max(0.0, deadline - time.monotonic()))
+            if finished and attempt.outcome is not None:
+                outcomes[attempt.check.id] = attempt.outcome
+                continue
+            with self._lock:
+                self._hung[attempt.check.id] = attempt
+            outcomes[attempt.check.id] = self._timed_out(attempt.check, timeout, earlier=None)
+
+        return {cid: self._finish(outcome, silenced, redactor) for cid, outcome in outcomes.items()}
+
+    def _outcome_without_running(
+        self, item: Check, env: RunEnvironment, now: float, timeout: float
+    ) -> CheckOutcome | None:
+        """Skip what cannot run here; refuse to start a second thread for a hung check."""
+        if item.kind == PLANNED or item.func is None:
+            return CheckOutcome(
+                item.id, Status.SKIPPED, reason="not built yet in this version of flask-prodready"
+            )
+        if env.mode not in item.modes:
+            where = " or ".join(_MODE_NAMES[m] for m in sorted(item.modes))
+            return CheckOutcome(
+                item.id, Status.SKIPPED, reason=f"can only judge from {where}, not here"
+            )
+        stuck = self._hung.get(item.id)
+        if stuck is not None:
+            return self._timed_out(item, timeout, earlier=now - stuck.started)
+        return None
+
+    @staticmethod
+    def _timed_out(item: Check, timeout: float, earlier: float | None) -> CheckOutcome:
+        if earlier is None:
+            message = f"check {item.id} did not finish within {timeout:g} s"
+        else:
+            message = (
+                f"check {item.id} is still running from an earlier report ({earlier:.0f} s ago) "
+                "and was not started again"
+            )
+        finding = _engine_finding(
+            CHECK_TIMEOUT, item, message, {"check": item.id, "timeout": timeout}
+        )
+        return CheckOutcome(item.id, Status.ERROR, (finding,), reason="timed out")
+
+    @staticmethod
+    def _execute(attempt: _Attempt, ctx: CheckContext, redactor: Redactor) -> None:
+        item = attempt.check
+        begun = time.monotonic()
+        try:
+            with ctx.app.app_context():
+                findings = _collect(item, item(ctx))
+            status = Status.FAIL if findings else Status.PASS
+            attempt.outcome = CheckOutcome(item.id, status, findings)
+        except CheckSkipped as skipped:
+            attempt.outcome = CheckOutcome(item.id, Status.SKIPPED, reason=skipped.reason)
+        except Exception as exc:
+            name = type(exc).__name__
+            text = str(exc)[:MAX_EXCEPTION_MESSAGE]
+            message = f"check {item.id} raised {name}" + (f": {text}" if text else "")
+            finding = _engine_finding(
+                CHECK_CRASHED, item, message, {"check": item.id, "exception": name}
+            )
+            attempt.outcome = CheckOutcome(
+                item.id, Status.ERROR, (finding,), reason=f"raised {name}"
+            )
+            logger.error(
+                "flask-prodready check %s crashed:\n%s",
+                item.id,
+                redactor.text("".join(traceback.format_exception(exc))),
+            )
+        finally:
+            if attempt.outcome is not None:
+                attempt.outcome = replace(attempt.outcome, duration=time.monotonic() - begun)
+            attempt.done.set()
+
+    @staticmethod
+    def _finish(
+        outcome: CheckOutcome, silenced: Mapping[str, str], redactor: Redactor
+    ) -> CheckOutcome:
+        findings = []
+        for finding in outcome.findings:
+            reason = silenced.get(finding.id)
+            if reason is not None:
+                finding = replace(finding, silenced=True, silence_reason=reason)
+            findings.append(redactor.finding(finding))
+        reason = None if outcome.reason is None else redactor.text(outcome.reason)
+        return replace(outcome, findings=tuple(findings), reason=reason)

@@ -1,0 +1,69 @@
+"""Shared fixtures: app factories in known-good and known-bad shapes."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_prodready import ProdReady
+from flask_prodready.checks._source_scan import clear_cache
+
+TOKEN = "test-token-" + "x" * 24
+STRONG_KEY = "8c1f0f6b3b1d4e0a9f7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a2910"
+
+#: A configuration that every config.* and cookies.* check accepts.
+GOOD_CONFIG: dict[str, Any] = {
+    "SECRET_KEY": STRONG_KEY,
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "PREFERRED_URL_SCHEME": "https",
+    "TRUSTED_HOSTS": ["example.com"],
+    "PRODREADY_TOKEN": TOKEN,
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without the process's FLASK_*/PRODREADY_* variables and scan cache."""
+    for name in ("FLASK_DEBUG", "FLASK_CONFIG", "FLASK_ENV", "APP_ENV", "ENV", "ENVIRONMENT",
+                 "PRODREADY_TOKEN", "SECRET_KEY", "APP_CONFIG", "APP_SETTINGS", "CONFIG_NAME",
+                 "APP_ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def make_app(tmp_path: Any) -> Callable[..., Flask]:
+    """Build an app with GOOD_CONFIG overridden by keyword arguments, ProdReady installed.
+
+    The app's root and instance folders are in a temporary folder so that the source scan
+    of ``config.secret_key_in_source`` sees only what the test puts there.
+    """
+
+    def factory(extension: ProdReady | None = None, **overrides: Any) -> Flask:
+        root = tmp_path / "project" / "app"
+        root.mkdir(parents=True, exist_ok=True)
+        app = Flask("testapp", root_path=str(root), instance_path=str(tmp_path / "instance"))
+        app.config.update(GOOD_CONFIG)
+        app.config.update(overrides)
+        (extension or ProdReady()).init_app(app)
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def random_key() -> str:
+    return secrets.token_hex(32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,21 +11,7 @@ from flask import Flask
 from flask_prodready import ProdReady
 from flask_prodready.checks._source_scan import clear_cache
 
-TOKEN = "test-token-" + "x" * 24
-STRONG_KEY = "8c1f0f6b3b1d4e0a9f7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a2910"
-
-#: A configuration that every config.* and cookies.* check accepts.
-GOOD_CONFIG: dict[str, Any] = {
-    "SECRET_KEY": STRONG_KEY,
-    "SESSION_COOKIE_SECURE": True,
-    "SESSION_COOKIE_HTTPONLY": True,
-    "SESSION_COOKIE_SAMESITE": "Lax",
-    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
-    "PREFERRED_URL_SCHEME": "https",
-    "TRUSTED_HOSTS": ["example.com"],
-    "PRODREADY_TOKEN": TOKEN,
-}
-
+from .support import GOOD_CONFIG, TOKEN
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -63,7 +48,3 @@ def make_app(tmp_path: Any) -> Callable[..., Flask]:
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
-
-
-def random_key() -> str:
-    return secrets.token_hex(32)

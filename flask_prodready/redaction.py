@@ -137,7 +137,13 @@ class Redactor:
         """``value`` with every secret replaced by ``***``."""
         if self._pattern is None or not value:
             return value
-        return self._pattern.sub(MASK, value)
+        # Again while it changes: a secret that ends in "*" could re-form next to a mask.
+        for _ in range(3):
+            masked = self._pattern.sub(MASK, value)
+            if masked == value:
+                break
+            value = masked
+        return value
 
     def value(self, value: Any) -> Any:
         """Redact every string inside ``value`` (dict keys too); other types pass through."""

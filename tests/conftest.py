@@ -13,12 +13,24 @@ from flask_prodready.checks._source_scan import clear_cache
 
 from .support import GOOD_CONFIG, TOKEN
 
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without the process's FLASK_*/PRODREADY_* variables and scan cache."""
-    for name in ("FLASK_DEBUG", "FLASK_CONFIG", "FLASK_ENV", "APP_ENV", "ENV", "ENVIRONMENT",
-                 "PRODREADY_TOKEN", "SECRET_KEY", "APP_CONFIG", "APP_SETTINGS", "CONFIG_NAME",
-                 "APP_ENVIRONMENT"):
+    for name in (
+        "FLASK_DEBUG",
+        "FLASK_CONFIG",
+        "FLASK_ENV",
+        "APP_ENV",
+        "ENV",
+        "ENVIRONMENT",
+        "PRODREADY_TOKEN",
+        "SECRET_KEY",
+        "APP_CONFIG",
+        "APP_SETTINGS",
+        "CONFIG_NAME",
+        "APP_ENVIRONMENT",
+    ):
         monkeypatch.delenv(name, raising=False)
     clear_cache()
     yield

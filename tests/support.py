@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
+
+from flask_prodready.extension import get_state
+from flask_prodready.findings import CheckOutcome
+
 TOKEN = "test-token-" + "x" * 24
 STRONG_KEY = "8c1f0f6b3b1d4e0a9f7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a2910"
 
@@ -18,3 +23,18 @@ GOOD_CONFIG: dict[str, Any] = {
     "TRUSTED_HOSTS": ["localhost", "127.0.0.1"],
     "PRODREADY_TOKEN": TOKEN,
 }
+
+
+def outcome_of(app: Flask, check_id: str, mode: str = "cli") -> CheckOutcome:
+    """Run one check on ``app`` through the real runner and return its outcome."""
+    state = get_state(app)
+    check = state.registry.get(check_id)
+    assert check is not None, check_id
+    return state.build_report(app, mode=mode, checks=[check]).outcomes[check_id]
+
+
+def messages_of(app: Flask, check_id: str, mode: str = "cli") -> list[tuple[str, str]]:
+    """(level, message) of each finding of one check; an empty list means it passed."""
+    outcome = outcome_of(app, check_id, mode)
+    assert outcome.status.value in {"pass", "fail"}, (outcome.status, outcome.reason)
+    return [(f.level.value, f.message) for f in outcome.findings]

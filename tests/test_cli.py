@@ -66,16 +66,25 @@ def create_app():
 """
 
 
-def run_flask(project: Path, module: str, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
+def run_flask(
+    project: Path, module: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `flask --app MODULE readiness ARGS` in ``project`` like a user would."""
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(("FLASK_", "PRODREADY_")) and k != "SECRET_KEY"}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLASK_", "PRODREADY_")) and k != "SECRET_KEY"
+    }
     environ.update(env or {})
     environ["PYTHONPATH"] = str(project)
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", module, "readiness", *args],
-        cwd=project, env=environ, capture_output=True, text=True, timeout=60, check=False,
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -96,9 +105,15 @@ def test_bad_app_json_exits_1_without_the_key(project: Path) -> None:
     body = json.loads(done.stdout)
     assert body["status"] == "fail"
     ids = {f["id"] for f in body["findings"]}
-    assert {"config.debug", "config.secret_key_weak", "cookies.session_secure",
-            "cookies.session_httponly", "config.max_content_length"} <= ids
-    assert body["worker"]["server"] is None and body["mode"] == "cli"
+    assert {
+        "config.debug",
+        "config.secret_key_weak",
+        "cookies.session_secure",
+        "cookies.session_httponly",
+        "config.max_content_length",
+    } <= ids
+    assert body["worker"]["server"] is None
+    assert body["mode"] == "cli"
     # The key's value appears nowhere; only the public id server.dev_server spells "dev".
     assert "dev" not in (done.stdout + done.stderr).replace("server.dev_server", "")
 
@@ -107,8 +122,13 @@ def test_bad_app_text_names_the_ids(project: Path) -> None:
     """The text format names each finding's id, grouped under its area."""
     done = run_flask(project, "badapp")
     assert done.returncode == 1
-    for check_id in ("config.debug", "config.secret_key_weak", "cookies.session_secure",
-                     "cookies.session_httponly", "config.max_content_length"):
+    for check_id in (
+        "config.debug",
+        "config.secret_key_weak",
+        "cookies.session_secure",
+        "cookies.session_httponly",
+        "config.max_content_length",
+    ):
         assert check_id in done.stdout
     assert done.stdout.index("\nconfig\n") < done.stdout.index("config.debug")
     assert "\x1b[" not in done.stdout  # no colour codes when not a terminal
@@ -122,11 +142,12 @@ def test_list_shows_the_whole_catalogue(project: Path) -> None:
     listed = {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
     assert listed == SPEC_IDS
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("server.dev_server "))
-    assert "critical" in line and "not built yet" in line and "live only" in line
+    assert "critical" in line
+    assert "not built yet" in line
+    assert "live only" in line
     rows = json.loads(run_flask(project, "badapp", "--list", "--format", "json").stdout)
     assert {row["id"] for row in rows} == SPEC_IDS
-    assert {row["id"] for row in rows if row["kind"] == "planned"} == {
-        c.id for c in PLANNED_CHECKS}
+    assert {row["id"] for row in rows if row["kind"] == "planned"} == {c.id for c in PLANNED_CHECKS}
 
 
 @pytest.mark.parametrize(
@@ -152,8 +173,17 @@ def test_usage_errors_exit_2_with_one_line(project: Path, args: list[str], messa
 def test_good_app_passes_config_and_cookies(project: Path) -> None:
     """A well-configured app passes `--tag config --tag cookies` with exit 0."""
     key = secrets.token_urlsafe(48)
-    done = run_flask(project, "goodapp", "--tag", "config", "--tag", "cookies",
-                     "--format", "json", env={"APP_SECRET_KEY": key})
+    done = run_flask(
+        project,
+        "goodapp",
+        "--tag",
+        "config",
+        "--tag",
+        "cookies",
+        "--format",
+        "json",
+        env={"APP_SECRET_KEY": key},
+    )
     assert done.returncode == 0, done.stdout
     body = json.loads(done.stdout)
     assert body["status"] == "pass"
@@ -166,23 +196,31 @@ def test_fail_level_moves_the_gate(project: Path) -> None:
     """--fail-level critical lets errors through; --fail-level warning stops on warnings."""
     key = secrets.token_urlsafe(48)
     env = {"APP_SECRET_KEY": key}
-    assert run_flask(project, "badapp", "--fail-level", "critical",
-                     "--exclude", "config.debug").returncode == 0
+    assert (
+        run_flask(
+            project, "badapp", "--fail-level", "critical", "--exclude", "config.debug"
+        ).returncode
+        == 0
+    )
     assert run_flask(project, "badapp", "--fail-level", "critical").returncode == 1
     assert run_flask(project, "goodapp", "--tag", "config", env=env).returncode == 0
     # info (trusted hosts) only appears at --fail-level info on an app without TRUSTED_HOSTS
     (project / "infoapp.py").write_text(
-        textwrap.dedent(GOOD_APP).replace('TRUSTED_HOSTS=["app.example.com"],', ""))
+        textwrap.dedent(GOOD_APP).replace('TRUSTED_HOSTS=["app.example.com"],', "")
+    )
     assert run_flask(project, "infoapp", "--tag", "config", env=env).returncode == 0
-    assert run_flask(project, "infoapp", "--tag", "config", "--fail-level", "info",
-                     env=env).returncode == 1
+    assert (
+        run_flask(project, "infoapp", "--tag", "config", "--fail-level", "info", env=env).returncode
+        == 1
+    )
 
 
 def test_key_written_in_source_is_reported_not_printed(project: Path) -> None:
     """A 30+ character key written literally in the app's source is reported, never shown."""
     key = "hardcoded-" + secrets.token_hex(20)
     (project / "leaky.py").write_text(
-        textwrap.dedent(GOOD_APP).replace('os.environ["APP_SECRET_KEY"]', repr(key)))
+        textwrap.dedent(GOOD_APP).replace('os.environ["APP_SECRET_KEY"]', repr(key))
+    )
     done = run_flask(project, "leaky", "--format", "json")
     body = json.loads(done.stdout)
     finding = next(f for f in body["findings"] if f["id"] == "config.secret_key_in_source")
@@ -192,7 +230,8 @@ def test_key_written_in_source_is_reported_not_printed(project: Path) -> None:
     assert key not in done.stdout + done.stderr
     assert done.returncode == 1
     text = run_flask(project, "leaky")
-    assert "config.secret_key_in_source" in text.stdout and key not in text.stdout
+    assert "config.secret_key_in_source" in text.stdout
+    assert key not in text.stdout
 
 
 def test_silenced_and_token_never_printed(project: Path) -> None:
@@ -204,9 +243,12 @@ def test_silenced_and_token_never_printed(project: Path) -> None:
 
 def test_bad_config_value_fails_start_up(project: Path) -> None:
     """PRODREADY_CHECK_TIMEOUT = "soon" stops the app from loading, naming the key."""
-    (project / "soonapp.py").write_text(textwrap.dedent(BAD_APP).replace(
-        'SESSION_COOKIE_HTTPONLY=False)', 'SESSION_COOKIE_HTTPONLY=False, '
-        'PRODREADY_CHECK_TIMEOUT="soon")'))
+    (project / "soonapp.py").write_text(
+        textwrap.dedent(BAD_APP).replace(
+            "SESSION_COOKIE_HTTPONLY=False)",
+            'SESSION_COOKIE_HTTPONLY=False, PRODREADY_CHECK_TIMEOUT="soon")',
+        )
+    )
     done = run_flask(project, "soonapp")
     assert done.returncode != 0
     assert "PRODREADY_CHECK_TIMEOUT must be a number of seconds > 0, got 'soon'" in done.stderr

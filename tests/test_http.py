@@ -64,8 +64,7 @@ class TestHealthz:
             if not healthy["value"]:
                 yield ctx.finding("dependency down")
 
-        app = make_app(ext, PRODREADY_HEALTHZ_CHECKS=["demo.dependency"],
-                       PRODREADY_CACHE_SECONDS=0)
+        app = make_app(ext, PRODREADY_HEALTHZ_CHECKS=["demo.dependency"], PRODREADY_CACHE_SECONDS=0)
         client = app.test_client()
         response = client.get("/healthz")
         assert response.status_code == 503
@@ -132,12 +131,12 @@ class TestReadinessAuth:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert TOKEN not in response.get_data(as_text=True)
 
-    def test_scheme_is_case_insensitive(
-        self, make_app: Callable[..., Flask]
-    ) -> None:
+    def test_scheme_is_case_insensitive(self, make_app: Callable[..., Flask]) -> None:
         """The auth scheme is case-insensitive (RFC 7235): 'bearer <token>' opens the report."""
-        response = make_app().test_client().get(
-            "/_readiness", headers={"Authorization": f"bearer {TOKEN}"}
+        response = (
+            make_app()
+            .test_client()
+            .get("/_readiness", headers={"Authorization": f"bearer {TOKEN}"})
         )
         assert response.status_code == 200
 
@@ -172,12 +171,20 @@ class TestReadinessReport:
         assert body["status"] == "fail"
         ids = {f["id"] for f in body["findings"]}
         assert {"config.debug", "config.secret_key_weak", "cookies.session_httponly"} <= ids
-        assert set(body) >= {"status", "findings", "checks", "summary", "worker",
-                             "generated_at", "cached"}
+        assert set(body) >= {
+            "status",
+            "findings",
+            "checks",
+            "summary",
+            "worker",
+            "generated_at",
+            "cached",
+        }
         assert body["checks"]["config.debug"] == {"status": "fail"}
         assert body["checks"]["server.dev_server"]["status"] == "skipped"
         assert body["summary"]["critical"] >= 1
-        assert body["worker"]["pid"] > 0 and body["worker"]["hostname"]
+        assert body["worker"]["pid"] > 0
+        assert body["worker"]["hostname"]
         text = response.get_data(as_text=True)
         assert "dev-key-change-me-0123456789abcdef" not in text
         assert TOKEN not in text
@@ -186,8 +193,10 @@ class TestReadinessReport:
         self, make_app: Callable[..., Flask], auth: dict[str, str]
     ) -> None:
         """The report's worker carries the SERVER_SOFTWARE the request came through."""
-        response = make_app().test_client().get(
-            "/_readiness", headers=auth, environ_base={"SERVER_SOFTWARE": "gunicorn/23.0.0"}
+        response = (
+            make_app()
+            .test_client()
+            .get("/_readiness", headers=auth, environ_base={"SERVER_SOFTWARE": "gunicorn/23.0.0"})
         )
         assert response.get_json(force=True)["worker"]["server"] == "gunicorn/23.0.0"
 
@@ -196,10 +205,15 @@ class TestReadinessReport:
     ) -> None:
         """?tag= selects checks by tag; ?exclude= drops ids."""
         client = make_app(**BAD).test_client()
-        body = client.get("/_readiness?tag=cookies&exclude=cookies.session_secure",
-                          headers=auth).get_json(force=True)
-        assert set(body["checks"]) == {"cookies.session_httponly", "cookies.session_samesite",
-                                       "cookies.remember_secure", "cookies.observed_insecure"}
+        body = client.get(
+            "/_readiness?tag=cookies&exclude=cookies.session_secure", headers=auth
+        ).get_json(force=True)
+        assert set(body["checks"]) == {
+            "cookies.session_httponly",
+            "cookies.session_samesite",
+            "cookies.remember_secure",
+            "cookies.observed_insecure",
+        }
 
     @pytest.mark.parametrize(
         ("query", "needle"),
@@ -218,8 +232,10 @@ class TestReadinessReport:
         self, make_app: Callable[..., Flask], auth: dict[str, str], query: str, needle: str
     ) -> None:
         """Unknown, empty, undecodable or oversized query values answer 400 naming the problem."""
-        response = make_app().test_client().get(
-            "/_readiness", environ_overrides={"QUERY_STRING": query}, headers=auth
+        response = (
+            make_app()
+            .test_client()
+            .get("/_readiness", environ_overrides={"QUERY_STRING": query}, headers=auth)
         )
         assert response.status_code == 400
         assert response.headers["Content-Type"] == "application/json"
@@ -232,9 +248,12 @@ class TestReadinessReport:
         assert response.status_code == 503
         assert response.headers["Content-Type"] == "text/html; charset=utf-8"
         page = response.get_data(as_text=True)
-        assert "config.debug" in page and "cookies.session_httponly" in page
+        assert "config.debug" in page
+        assert "cookies.session_httponly" in page
         assert '<link rel="stylesheet" href="/_readiness/report.css">' in page
-        assert "<script" not in page and "style=" not in page and "<style" not in page
+        assert "<script" not in page
+        assert "style=" not in page
+        assert "<style" not in page
         css = client.get("/_readiness/report.css")
         assert css.status_code == 200
         assert css.headers["Content-Type"] == "text/css; charset=utf-8"
@@ -253,7 +272,9 @@ class TestReadinessReport:
         response = app.test_client().get("/_readiness?format=html", headers=auth)
         assert response.headers["Content-Security-Policy"] == "default-src 'self'"
         page = response.get_data(as_text=True)
-        assert "<script" not in page and "style=" not in page and "<style" not in page
+        assert "<script" not in page
+        assert "style=" not in page
+        assert "<style" not in page
 
     def test_json_is_the_default_for_curl(
         self, make_app: Callable[..., Flask], auth: dict[str, str]
@@ -315,7 +336,8 @@ class TestSharedRuns:
         client = app.test_client()
         first = client.get("/_readiness", headers=auth).get_json(force=True)
         second = client.get("/_readiness", headers=auth).get_json(force=True)
-        assert first["cached"] is False and second["cached"] is False
+        assert first["cached"] is False
+        assert second["cached"] is False
 
     def test_cached_report_is_marked(
         self, make_app: Callable[..., Flask], auth: dict[str, str]
@@ -349,5 +371,6 @@ def test_app_routes_survive_a_crashing_check(
     assert response.status_code == 503
     text = response.get_data(as_text=True)
     assert "prodready.check_crashed" in text
-    assert "Traceback" not in text and 'File "' not in text
+    assert "Traceback" not in text
+    assert 'File "' not in text
     assert client.get("/page").data == b"ok"

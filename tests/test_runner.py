@@ -45,7 +45,9 @@ def troubled(make_app: Callable[..., Flask]) -> tuple[Flask, threading.Event, li
     release.set()
 
 
-def test_crash_hang_and_slow_in_one_run(troubled: tuple[Flask, threading.Event, list[float]]) -> None:
+def test_crash_hang_and_slow_in_one_run(
+    troubled: tuple[Flask, threading.Event, list[float]],
+) -> None:
     """A crashing, a hanging and a slow check: the report arrives within the timeout plus a
     margin and names check_crashed and check_timeout."""
     app, _, _ = troubled
@@ -61,7 +63,8 @@ def test_crash_hang_and_slow_in_one_run(troubled: tuple[Flask, threading.Event, 
     crash = next(f for f in report.findings if f.id == "prodready.check_crashed")
     assert crash.message == "check demo.crashes raised KeyError: 'boom'"
     assert crash.observed == {"check": "demo.crashes", "exception": "KeyError"}
-    assert "demo" in crash.tags and "prodready" in crash.tags
+    assert "demo" in crash.tags
+    assert "prodready" in crash.tags
     assert report.status is Status.FAIL
 
 
@@ -102,17 +105,21 @@ def test_crash_is_logged_with_traceback_redacted(
     crash = next(f for f in report.findings if f.id == "prodready.check_crashed")
     assert password not in crash.message
     assert "postgresql://app:***@db/app" in crash.message
-    assert "Traceback" in caplog.text and "demo.leaky" in caplog.text
+    assert "Traceback" in caplog.text
+    assert "demo.leaky" in caplog.text
     assert password not in caplog.text
 
 
 def test_silenced_finding_is_reported_but_does_not_fail(make_app: Callable[..., Flask]) -> None:
     """A silenced finding stays in the report, marked, and never fails anything."""
-    app = make_app(SESSION_COOKIE_SECURE=False,
-                   PRODREADY_SILENCED={"cookies.session_secure": "TLS ends at the pod"})
+    app = make_app(
+        SESSION_COOKIE_SECURE=False,
+        PRODREADY_SILENCED={"cookies.session_secure": "TLS ends at the pod"},
+    )
     report = _report(app, tags=["cookies"])
     finding = next(f for f in report.findings if f.id == "cookies.session_secure")
-    assert finding.silenced and finding.silence_reason == "TLS ends at the pod"
+    assert finding.silenced
+    assert finding.silence_reason == "TLS ends at the pod"
     assert report.status is Status.PASS
     assert report.summary()["silenced"] == 1
     assert report.summary()["error"] == 0

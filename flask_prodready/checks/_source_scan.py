@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -46,7 +46,8 @@ CONFIG_SUFFIXES = frozenset(
     {".py", ".cfg", ".ini", ".toml", ".json", ".yaml", ".yml", ".conf", ".env", ".txt", ".sh"}
 )
 PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
-#: A scan's result is reused this long: the code of a running process does not change.
+#: A scan's result is reused this long: the code of a running process does not change
+#: (permission bits of the files found are read again on every use).
 RESULT_TTL = 300.0
 
 
@@ -58,6 +59,7 @@ class Hit:
     source: bool
     why: str
     mode: int
+    absolute: str
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def _scan(secret: str | bytes, root: Path, instance: Path, deadline: float) -> S
                 shown = str(path.relative_to(root))
             except ValueError:
                 shown = str(path)
-            hits.append(Hit(shown, source, why, stat.S_IMODE(info.st_mode)))
+            hits.append(Hit(shown, source, why, stat.S_IMODE(info.st_mode), str(path)))
     if len(candidates) > MAX_FILES:
         complete = False
     return ScanResult(tuple(hits), complete, scanned, str(root), git)
@@ -213,13 +215,25 @@ def find_secret_in_files(
     now = time.monotonic()
     with _cache_lock:
         cached = _cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+    if cached is not None and cached[0] > now:
+        return _refreshed(cached[1])
     result = _scan(secret, root, instance, deadline)
     if result.complete:
         with _cache_lock:
             _cache[key] = (time.monotonic() + RESULT_TTL, result)
     return result
+
+
+def _refreshed(result: ScanResult) -> ScanResult:
+    """A cached result with permission bits read again (a chmod shows at once)."""
+    hits = []
+    for hit in result.hits:
+        try:
+            mode = stat.S_IMODE(os.stat(hit.absolute).st_mode)
+        except OSError:
+            continue  # the file is gone
+        hits.append(replace(hit, mode=mode))
+    return replace(result, hits=tuple(hits))
 
 
 def clear_cache() -> None:

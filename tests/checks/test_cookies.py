@@ -1,0 +1,88 @@
+"""cookies.*: the session and remember-me cookie flags as configured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask_login import LoginManager
+
+from ..support import messages_of, outcome_of
+
+MakeApp = Callable[..., Flask]
+
+
+class TestSessionSecure:
+    def test_fires(self, make_app: MakeApp) -> None:
+        """SESSION_COOKIE_SECURE off is an error."""
+        assert messages_of(make_app(SESSION_COOKIE_SECURE=False), "cookies.session_secure") == [
+            ("error", "SESSION_COOKIE_SECURE is off: the session cookie travels over HTTP.")
+        ]
+
+    def test_quiet(self, make_app: MakeApp) -> None:
+        """On: no finding."""
+        assert messages_of(make_app(), "cookies.session_secure") == []
+
+
+class TestSessionHttponly:
+    def test_fires(self, make_app: MakeApp) -> None:
+        """SESSION_COOKIE_HTTPONLY off is an error."""
+        app = make_app(SESSION_COOKIE_HTTPONLY=False)
+        assert messages_of(app, "cookies.session_httponly") == [
+            ("error", "SESSION_COOKIE_HTTPONLY is off: any injected script can steal the session.")
+        ]
+
+    def test_quiet(self, make_app: MakeApp) -> None:
+        """On (Flask's default): no finding."""
+        assert messages_of(make_app(), "cookies.session_httponly") == []
+
+
+class TestSessionSamesite:
+    @pytest.mark.parametrize("value", [None, "None"])
+    def test_fires(self, make_app: MakeApp, value: str | None) -> None:
+        """Unset or None is a warning."""
+        app = make_app(SESSION_COOKIE_SAMESITE=value)
+        assert messages_of(app, "cookies.session_samesite") == [
+            (
+                "warning",
+                f"SESSION_COOKIE_SAMESITE is {value!r}: the browser sends the session "
+                "with cross-site requests.",
+            )
+        ]
+
+    @pytest.mark.parametrize("value", ["Lax", "Strict"])
+    def test_quiet(self, make_app: MakeApp, value: str) -> None:
+        """Lax or Strict: no finding."""
+        assert (
+            messages_of(make_app(SESSION_COOKIE_SAMESITE=value), "cookies.session_samesite") == []
+        )
+
+
+class TestRememberSecure:
+    def login_app(self, make_app: MakeApp, **config: object) -> Flask:
+        app = make_app(**config)
+        LoginManager(app)
+        return app
+
+    def test_fires_with_flask_login(self, make_app: MakeApp) -> None:
+        """Flask-Login in use without REMEMBER_COOKIE_SECURE is a warning."""
+        assert messages_of(self.login_app(make_app), "cookies.remember_secure") == [
+            (
+                "warning",
+                "REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP.",
+            )
+        ]
+
+    def test_quiet_when_secure(self, make_app: MakeApp) -> None:
+        """REMEMBER_COOKIE_SECURE on: no finding."""
+        app = self.login_app(make_app, REMEMBER_COOKIE_SECURE=True)
+        assert messages_of(app, "cookies.remember_secure") == []
+
+    def test_skipped_without_flask_login(self, make_app: MakeApp) -> None:
+        """Without Flask-Login there is no remember cookie to judge: skipped with a reason."""
+        outcome = outcome_of(make_app(), "cookies.remember_secure")
+        assert (outcome.status.value, outcome.reason) == (
+            "skipped",
+            "Flask-Login is not set up on this app",
+        )

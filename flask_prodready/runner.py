@@ -2,9 +2,10 @@
 
 Why threads and no signals: signals only work in the main thread, and a web worker
 serves requests elsewhere. A thread cannot be killed, so a check that hangs keeps its
-thread; the runner remembers it and, while it is still stuck, reports the check as
-timed out at once instead of starting another thread for it. A check that keeps hanging
-therefore holds at most one thread, however many reports are asked for.
+thread. The runner therefore never runs the same check twice at once: a run that needs a
+check already running (for another report, or stuck since an earlier one) waits for that
+attempt until its own deadline instead of starting another thread. A check that keeps
+hanging holds at most one thread, however many reports are asked for.
 
 A check that raises is reported as ``prodready.check_crashed`` with its id and the
 exception type; the traceback goes to the ``flask_prodready`` logger, redacted.
@@ -96,17 +97,12 @@ class Runner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._hung: dict[str, _Attempt] = {}
+        self._running: dict[str, _Attempt] = {}
 
-    def hung_count(self) -> int:
-        """How many checks still hold a thread from an earlier, timed-out run."""
+    def running_count(self) -> int:
+        """How many checks hold a thread right now (hung ones from earlier runs included)."""
         with self._lock:
-            self._forget_finished()
-            return len(self._hung)
-
-    def _forget_finished(self) -> None:
-        for check_id in [cid for cid, a in self._hung.items() if a.done.is_set()]:
-            del self._hung[check_id]
+            return len(self._running)
 
     def run(
         self,
@@ -121,41 +117,47 @@ class Runner:
         start = time.monotonic()
         deadline = start + timeout
         outcomes: dict[str, CheckOutcome] = {}
-        attempts: list[_Attempt] = []
+        waiting: list[_Attempt] = []
+        fresh: list[_Attempt] = []
         with self._lock:
-            self._forget_finished()
             for item in checks:
-                early = self._outcome_without_running(item, env, start, timeout)
-                if early is not None:
-                    outcomes[item.id] = early
+                skipped = self._skipped(item, env)
+                if skipped is not None:
+                    outcomes[item.id] = skipped
                     continue
-                attempt = _Attempt(check=item, started=start)
-                attempt.thread = threading.Thread(
-                    target=self._execute,
-                    args=(attempt, CheckContext(env=env, check=item, deadline=deadline), redactor),
-                    name=f"prodready:{item.id}",
-                    daemon=True,
-                )
-                attempts.append(attempt)
-        for attempt in attempts:
+                attempt = self._running.get(item.id)
+                if attempt is None:  # nobody runs it yet: start it
+                    attempt = _Attempt(check=item, started=start)
+                    attempt.thread = threading.Thread(
+                        target=self._execute,
+                        args=(
+                            attempt,
+                            CheckContext(env=env, check=item, deadline=deadline),
+                            redactor,
+                        ),
+                        name=f"prodready:{item.id}",
+                        daemon=True,
+                    )
+                    self._running[item.id] = attempt
+                    fresh.append(attempt)
+                waiting.append(attempt)
+        for attempt in fresh:
             assert attempt.thread is not None
             attempt.thread.start()
 
-        for attempt in attempts:
+        for attempt in waiting:
             finished = attempt.done.wait(max(0.0, deadline - time.monotonic()))
             if finished and attempt.outcome is not None:
                 outcomes[attempt.check.id] = attempt.outcome
-                continue
-            with self._lock:
-                self._hung[attempt.check.id] = attempt
-            outcomes[attempt.check.id] = self._timed_out(attempt.check, timeout, earlier=None)
+            else:
+                earlier = start - attempt.started if attempt.started < start - 0.001 else None
+                outcomes[attempt.check.id] = self._timed_out(attempt.check, timeout, earlier)
 
         return {cid: self._finish(outcome, silenced, redactor) for cid, outcome in outcomes.items()}
 
-    def _outcome_without_running(
-        self, item: Check, env: RunEnvironment, now: float, timeout: float
-    ) -> CheckOutcome | None:
-        """Skip what cannot run here; refuse to start a second thread for a hung check."""
+    @staticmethod
+    def _skipped(item: Check, env: RunEnvironment) -> CheckOutcome | None:
+        """The outcome of a check that cannot run here (planned, or not for this mode)."""
         if item.kind == PLANNED or item.func is None:
             return CheckOutcome(
                 item.id, Status.SKIPPED, reason="not built yet in this version of flask-prodready"
@@ -165,9 +167,6 @@ class Runner:
             return CheckOutcome(
                 item.id, Status.SKIPPED, reason=f"can only judge from {where}, not here"
             )
-        stuck = self._hung.get(item.id)
-        if stuck is not None:
-            return self._timed_out(item, timeout, earlier=now - stuck.started)
         return None
 
     @staticmethod
@@ -176,16 +175,15 @@ class Runner:
             message = f"check {item.id} did not finish within {timeout:g} s"
         else:
             message = (
-                f"check {item.id} is still running from an earlier report ({earlier:.0f} s ago) "
-                "and was not started again"
+                f"check {item.id} is still running from an earlier report (started "
+                f"{earlier:.0f} s before this one) and was not started again"
             )
         finding = _engine_finding(
             CHECK_TIMEOUT, item, message, {"check": item.id, "timeout": timeout}
         )
         return CheckOutcome(item.id, Status.ERROR, (finding,), reason="timed out")
 
-    @staticmethod
-    def _execute(attempt: _Attempt, ctx: CheckContext, redactor: Redactor) -> None:
+    def _execute(self, attempt: _Attempt, ctx: CheckContext, redactor: Redactor) -> None:
         item = attempt.check
         begun = time.monotonic()
         try:
@@ -213,6 +211,9 @@ class Runner:
         finally:
             if attempt.outcome is not None:
                 attempt.outcome = replace(attempt.outcome, duration=time.monotonic() - begun)
+            with self._lock:
+                if self._running.get(item.id) is attempt:
+                    del self._running[item.id]
             attempt.done.set()
 
     @staticmethod

@@ -79,13 +79,13 @@ def test_hanging_check_is_not_restarted(
         report = _report(app, tags=["demo"], exclude=["demo.slow"])
         timeout = next(f for f in report.findings if f.id == "prodready.check_timeout")
     assert "still running from an earlier report" in timeout.message
-    assert state.runner.hung_count() == 1
+    assert state.runner.running_count() == 1
     assert threading.active_count() <= before + 1
     release.set()
     deadline = time.monotonic() + 5
-    while state.runner.hung_count() and time.monotonic() < deadline:
+    while state.runner.running_count() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert state.runner.hung_count() == 0
+    assert state.runner.running_count() == 0
 
 
 def test_crash_is_logged_with_traceback_redacted(

@@ -13,9 +13,10 @@ import importlib.metadata
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 
@@ -27,6 +28,8 @@ from .redaction import Redactor
 from .registry import CLI, LIVE, Check, CheckFunc, Registry, make_check
 from .runner import ENGINE_CHECKS, Runner
 from .settings import Settings, load_settings, set_defaults
+
+F = TypeVar("F", bound=CheckFunc)
 
 EXTENSION_KEY = "prodready"
 ENTRY_POINT_GROUP = "flask_prodready.checks"
@@ -156,6 +159,9 @@ class ProdReady:
     def __init__(self, app: Flask | None = None) -> None:
         self._custom: list[Check] = []
         self._lock = threading.Lock()
+        # The apps this extension is installed on, so a check declared after init_app
+        # still reaches them (weakly held: the extension must not keep apps alive).
+        self._states: weakref.WeakSet[AppState] = weakref.WeakSet()
         if app is not None:
             self.init_app(app)
 
@@ -168,13 +174,15 @@ class ProdReady:
         tags: Iterable[str] = (),
         hint: str = "",
         modes: Iterable[str] = (LIVE, CLI),
-    ) -> Callable[[CheckFunc], CheckFunc]:
+    ) -> Callable[[F], F]:
         """Register a custom check (SPEC §9); a clash with an existing id raises ``ValueError``.
 
-        Register checks before ``init_app`` runs; the function is returned unchanged.
+        The function is returned unchanged. A check declared after ``init_app`` joins the
+        apps already set up too (but only checks known at ``init_app`` can be named in
+        ``PRODREADY_HEALTHZ_CHECKS``).
         """
 
-        def decorate(func: CheckFunc) -> CheckFunc:
+        def decorate(func: F) -> F:
             item = make_check(
                 check_id,
                 level=level,
@@ -186,12 +194,16 @@ class ProdReady:
                 origin=getattr(func, "__module__", None) or "unknown",
             )
             with self._lock:
+                states = list(self._states)
                 taken = {c.id for c in builtin_checks()} | {c.id for c in self._custom}
+                taken |= {i for state in states for i in state.registry.ids}
                 if item.id in taken:
                     raise ValueError(
                         f"check id {item.id!r} is already registered; check ids must be unique"
                     )
                 self._custom.append(item)
+                for state in states:
+                    state.registry.add(item)
             return func
 
         return decorate
@@ -223,10 +235,16 @@ class ProdReady:
         app.extensions[EXTENSION_KEY] = state
 
         from .cli import readiness_command
+        from .healthz import HealthzMiddleware
         from .http import make_blueprint
 
         app.register_blueprint(make_blueprint(app, settings))
+        app.wsgi_app = HealthzMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, app, settings.healthz_path
+        )
         app.cli.add_command(readiness_command)
+        with self._lock:
+            self._states.add(state)
 
 
 def get_state(app: Flask) -> AppState:

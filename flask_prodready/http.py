@@ -15,12 +15,12 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from .extension import AppState, get_state
 from .findings import Report, Status
+from .healthz import HEALTH_JSON, healthz_answer
 from .redaction import Redactor
 from .registry import LIVE
 from .render.html import render_html, stylesheet_text
 from .render.json import render_json
 
-HEALTH_JSON = "application/health+json"
 FORMATS = ("json", "html")
 QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
 #: Query parameters that look like a token: refused, because URLs end up in logs.
@@ -84,23 +84,12 @@ def make_blueprint(app: Flask, settings: Any) -> Blueprint:
         return respond(body, status, "application/json", **headers)
 
     def healthz() -> Response:
-        state = get_state(current_app)
-        if not state.healthz_checks:
-            return respond(b'{"status": "pass"}\n', 200, HEALTH_JSON)
+        # Normally answered by HealthzMiddleware before Flask; same answer here.
         app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
-        report = state.cached_report(
-            app_obj,
-            key=("healthz",),
-            build=lambda: state.build_report(
-                app_obj,
-                mode=LIVE,
-                checks=state.healthz_checks,
-                server_software=request.environ.get("SERVER_SOFTWARE"),
-            ),
+        code, body = healthz_answer(
+            app_obj, get_state(app_obj), request.environ.get("SERVER_SOFTWARE")
         )
-        status = report.status
-        code = 503 if status is Status.FAIL else 200
-        return respond(json.dumps({"status": status.value}) + "\n", code, HEALTH_JSON)
+        return respond(body, code, HEALTH_JSON)
 
     def parse_query(state: AppState) -> tuple[list[str], list[str], str | None]:
         unknown = sorted(set(request.args) - QUERY_PARAMETERS)

@@ -156,3 +156,15 @@ def test_import_is_cheap() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_check_declared_after_init_app_joins(make_app: Callable[..., Flask]) -> None:
+    """A check declared after init_app still runs on the apps already set up."""
+    ext = ProdReady()
+    app = make_app(ext)
+
+    @ext.check("myapp.late", title="Declared late", level="warning")
+    def late(ctx: CheckContext) -> Iterator[Finding]:
+        yield ctx.finding("late but present")
+
+    assert messages_of(app, "myapp.late") == [("warning", "late but present")]

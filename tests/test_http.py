@@ -374,3 +374,24 @@ def test_app_routes_survive_a_crashing_check(
     assert "Traceback" not in text
     assert 'File "' not in text
     assert client.get("/page").data == b"ok"
+
+
+def test_healthz_answers_probes_outside_trusted_hosts(make_app: Callable[..., Flask]) -> None:
+    """A probe whose Host is the pod IP gets /healthz even with TRUSTED_HOSTS set, while the
+    app's own routes still refuse that Host."""
+    app = make_app(TRUSTED_HOSTS=["app.example.com"])
+
+    @app.route("/page")
+    def page() -> str:
+        return "ok"
+
+    client = app.test_client()
+    probe = client.get("/healthz", headers={"Host": "10.1.2.3:8000"})
+    assert probe.status_code == 200
+    assert probe.get_json(force=True) == {"status": "pass"}
+    assert client.get("/page", headers={"Host": "10.1.2.3:8000"}).status_code == 400
+
+
+def test_healthz_other_methods_reach_flask(make_app: Callable[..., Flask]) -> None:
+    """POST /healthz is not answered by the liveness shortcut: Flask says 405."""
+    assert make_app().test_client().post("/healthz").status_code == 405

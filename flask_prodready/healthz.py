@@ -1,0 +1,86 @@
+"""``/healthz``: liveness for monitors, answered in front of Flask's request handling.
+
+Why in front: Flask validates the ``Host`` header against ``TRUSTED_HOSTS`` before any
+route runs, and a Kubernetes probe or a load balancer sends the pod's IP as ``Host``.
+Behind that check, an app that follows ``config.trusted_hosts`` would fail its own
+liveness probe and be restarted forever. Answering here also keeps ``/healthz`` as
+cheap as a bare route: no request context, no session, no cookie, no after-request hook.
+The route of the same path stays registered (``url_for("prodready.healthz")``, ``flask
+routes``) and answers the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .findings import Status
+from .registry import LIVE
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Flask
+
+    from .extension import AppState
+
+logger = logging.getLogger("flask_prodready")
+
+HEALTH_JSON = "application/health+json"
+PASS_BODY = b'{"status": "pass"}\n'
+_STATUS_LINES = {200: "200 OK", 503: "503 Service Unavailable"}
+
+
+def healthz_answer(app: Flask, state: AppState, server_software: str | None) -> tuple[int, bytes]:
+    """(HTTP status, body) of ``/healthz``: a constant unless checks are configured.
+
+    Never raises: a failure to judge is a ``fail``, which is what a probe must see.
+    """
+    if not state.healthz_checks:
+        return 200, PASS_BODY
+    try:
+        report = state.cached_report(
+            app,
+            key=("healthz",),
+            build=lambda: state.build_report(
+                app, mode=LIVE, checks=state.healthz_checks, server_software=server_software
+            ),
+        )
+        status = report.status
+    except Exception as exc:  # a probe gets an answer, whatever happened
+        logger.error("flask-prodready /healthz could not judge: %s", type(exc).__name__)
+        status = Status.FAIL
+    code = 503 if status is Status.FAIL else 200
+    return code, (json.dumps({"status": status.value}) + "\n").encode()
+
+
+def healthz_headers(body: bytes) -> list[tuple[str, str]]:
+    return [
+        ("Content-Type", HEALTH_JSON),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+
+
+class HealthzMiddleware:
+    """WSGI middleware answering ``GET``/``HEAD`` on the liveness path itself."""
+
+    def __init__(self, wsgi_app: WSGIApplication, app: Flask, path: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+        self.path = path
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") not in {
+            "GET",
+            "HEAD",
+        }:
+            return self.wsgi_app(environ, start_response)
+        state: Any = self.app.extensions.get("prodready")
+        if state is None:
+            return self.wsgi_app(environ, start_response)
+        code, body = healthz_answer(self.app, state, environ.get("SERVER_SOFTWARE"))
+        start_response(_STATUS_LINES[code], healthz_headers(body))
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]

@@ -1,0 +1,252 @@
+"""The example app under real gunicorn on loopback, and ``python -m example_app.demo``.
+
+One gunicorn (production configuration, two workers, a random key and token, a
+temporary instance folder) serves the whole module; it is stopped by its PID at the
+end. Requests go through ``http.client`` so that every header, repeated ``Set-Cookie``
+included, is seen as sent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: The folder holding the ``example_app`` package: where the processes started here run.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 15.0
+STOP_TIMEOUT = 30.0
+DEMO_TIMEOUT = 60.0
+#: Variables of the outer environment that would change the app under test.
+DROPPED_VARIABLES = (
+    "DATABASE_URL",
+    "FLASK_APP",
+    "FLASK_CONFIG",
+    "FLASK_DEBUG",
+    "PRODREADY_TOKEN",
+    "SECRET_KEY",
+    "TRUSTED_HOSTS",
+    "EXAMPLE_INSTANCE_PATH",
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    """The running gunicorn: its port, its master's PID and the report's bearer token."""
+
+    port: int
+    pid: int
+    token: str
+    instance_path: Path
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP response, read completely."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_environment() -> dict[str, str]:
+    """This process's environment without what would change the app, plus the project on
+    ``PYTHONPATH`` so ``example_app`` imports whatever the working directory."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def fetch(
+    port: int, path: str, method: str = "GET", headers: Mapping[str, str] | None = None
+) -> Answer:
+    """Send one request to 127.0.0.1:``port`` and read the whole answer."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request(method, path, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process's PID, then wait; SIGKILL if it does not stop in time."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The example app, production configuration, under gunicorn with two workers."""
+    folder = tmp_path_factory.mktemp("example-gunicorn")
+    port = free_port()
+    token = secrets.token_urlsafe(32)
+    env = base_environment()
+    env.update(
+        FLASK_CONFIG="production",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        PRODREADY_TOKEN=token,
+        EXAMPLE_INSTANCE_PATH=str(folder / "instance"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--no-control-socket",
+        "-w",
+        "2",
+        "-b",
+        f"{HOST}:{port}",
+        "example_app.wsgi:app",
+    ]
+    log_path = folder / "gunicorn.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not come up:\n{log_path.read_text()[-3000:]}")
+            try:
+                if fetch(port, "/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        yield Server(port=port, pid=process.pid, token=token, instance_path=folder / "instance")
+    finally:
+        stop(process)
+
+
+@pytest.mark.integration
+def test_healthz_answers_pass_without_a_cookie(server: Server) -> None:
+    """GET /healthz is 200 application/health+json {"status": "pass"} and sets no cookie."""
+    answer = fetch(server.port, "/healthz")
+
+    assert answer.status == 200
+    assert answer.headers.get_content_type() == "application/health+json"
+    assert answer.json() == {"status": "pass"}
+    assert answer.headers.get_all("Set-Cookie") is None
+
+
+@pytest.mark.integration
+def test_healthz_answers_head(server: Server) -> None:
+    """HEAD /healthz is 200 with the health content type and no body."""
+    answer = fetch(server.port, "/healthz", method="HEAD")
+
+    assert answer.status == 200
+    assert answer.headers.get_content_type() == "application/health+json"
+    assert answer.body == b""
+
+
+@pytest.mark.integration
+def test_readiness_without_token_is_401(server: Server) -> None:
+    """GET /_readiness without a token is 401 with a Bearer challenge."""
+    answer = fetch(server.port, "/_readiness")
+
+    assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.integration
+def test_readiness_with_token_comes_from_a_gunicorn_worker(server: Server) -> None:
+    """With the token, /_readiness is a JSON report made in a gunicorn worker process,
+    which lists the app's own check ``example.database_file`` as passed."""
+    answer = fetch(server.port, "/_readiness", headers={"Authorization": f"Bearer {server.token}"})
+
+    assert answer.status in (200, 503)
+    assert answer.headers.get_content_type() == "application/health+json"
+    report = answer.json()
+    assert report["status"] in ("pass", "warn", "fail")
+    assert report["worker"]["server"].startswith("gunicorn/")
+    assert report["worker"]["pid"] not in (os.getpid(), server.pid)
+    assert report["checks"]["example.database_file"] == {"status": "pass"}
+    assert server.token not in answer.body.decode()
+
+
+@pytest.mark.integration
+def test_home_page_sets_a_secure_httponly_session_cookie(server: Server) -> None:
+    """GET / renders the page, links its stylesheet, and sets the session cookie with
+    Secure and HttpOnly; sending the cookie back continues the session."""
+    answer = fetch(server.port, "/")
+
+    assert answer.status == 200
+    assert answer.headers.get_content_type() == "text/html"
+    assert b"/static/style.css" in answer.body
+    cookies = answer.headers.get_all("Set-Cookie") or []
+    session = [c for c in cookies if c.startswith("session=")]
+    assert len(session) == 1
+    flags = {part.strip().lower() for part in session[0].split(";")[1:]}
+    assert {"secure", "httponly", "samesite=lax"} <= flags
+
+    again = fetch(server.port, "/", headers={"Cookie": session[0].split(";")[0]})
+    assert b'<strong class="count">2</strong>' in again.body
+
+    stylesheet = fetch(server.port, "/static/style.css")
+    assert stylesheet.status == 200
+    assert stylesheet.headers.get_content_type() == "text/css"
+
+
+@pytest.mark.integration
+def test_demo_once_shows_both_reports_and_stops_gunicorn(tmp_path: Path) -> None:
+    """``python -m example_app.demo --once`` starts gunicorn, prints the /healthz and
+    /_readiness URLs and the ``flask readiness`` text report, stops gunicorn, exits 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "example_app.demo", "--once"],
+        cwd=tmp_path,
+        env=base_environment(),
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "/healthz" in out
+    assert "/_readiness" in out
+    assert 'GET /healthz -> 200 {"status": "pass"}' in out
+    assert "$ flask --app example_app readiness" in out
+    assert "flask-prodready · mode cli" in out
+    assert "$PRODREADY_TOKEN" in out
+    assert out.rstrip().endswith("stopped")
+
+    master = int(out.split("master pid ", 1)[1].split(",", 1)[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(master, 0)

@@ -395,3 +395,37 @@ def test_healthz_answers_probes_outside_trusted_hosts(make_app: Callable[..., Fl
 def test_healthz_other_methods_reach_flask(make_app: Callable[..., Flask]) -> None:
     """POST /healthz is not answered by the liveness shortcut: Flask says 405."""
     assert make_app().test_client().post("/healthz").status_code == 405
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+def test_no_secret_in_any_body(
+    make_app: Callable[..., Flask], auth: dict[str, str], fmt: str
+) -> None:
+    """Secrets a check tries to print (key, DB password, token) are masked in JSON and HTML."""
+    key = "k3y-" + "Zq9" * 12
+    password = "db-pa55word-xyz"
+    ext = ProdReady()
+
+    @ext.check("demo.chatty", title="Prints everything")
+    def chatty(ctx: CheckContext) -> Iterator[Finding]:
+        yield ctx.finding(
+            f"key={ctx.config['SECRET_KEY']} token={ctx.config['PRODREADY_TOKEN']}",
+            hint=f"url={ctx.config['SQLALCHEMY_DATABASE_URI']}",
+            observed={"password": password},
+        )
+        raise RuntimeError(f"and the crash says {password}")
+
+    app = make_app(
+        ext, SECRET_KEY=key, SQLALCHEMY_DATABASE_URI=f"postgresql://app:{password}@127.0.0.1/db"
+    )
+    client = app.test_client()
+    bodies = [
+        client.get(f"/_readiness?format={fmt}", headers=auth).get_data(as_text=True),
+        client.get(f"/_readiness?format={fmt}&tag={key}", headers=auth).get_data(as_text=True),
+        client.get("/_readiness").get_data(as_text=True),
+        client.get("/healthz").get_data(as_text=True),
+    ]
+    assert "demo.chatty" in bodies[0] and "prodready.check_crashed" in bodies[0]
+    for body in bodies:
+        for secret in (key, password, TOKEN):
+            assert secret not in body

@@ -20,6 +20,7 @@ from .redaction import Redactor
 from .registry import LIVE
 from .render.html import render_html, stylesheet_text
 from .render.json import render_json
+from .settings import Settings
 
 FORMATS = ("json", "html")
 QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
@@ -61,7 +62,7 @@ def _shown(value: str) -> str:
     return value if len(value) <= SHOWN_VALUE_LENGTH else value[:SHOWN_VALUE_LENGTH] + "..."
 
 
-def make_blueprint(app: Flask, settings: Any) -> Blueprint:
+def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
     """The routes for one app, at the paths its config names."""
     blueprint = Blueprint("prodready", __name__)
     response_class = _no_cookie_response_class(app)

@@ -11,11 +11,12 @@ import sys
 from typing import Any
 
 import click
-from flask import current_app
-from flask.cli import with_appcontext
+from flask import Flask, current_app
+from flask.cli import NoAppException, ScriptInfo
 
-from .extension import get_state
+from .extension import EXTENSION_KEY, AppState
 from .findings import Level
+from .redaction import Redactor
 from .registry import CLI
 from .render.json import render_json
 from .render.text import render_catalogue, render_text
@@ -54,6 +55,34 @@ def _usage(message: str) -> UsageFailure:
     return UsageFailure(message)
 
 
+def _load_app() -> tuple[Flask, AppState]:
+    """The app named by ``--app`` and its ProdReady state, or a one-line error (exit 2).
+
+    The command loads the app itself, rather than through ``with_appcontext``, so that a
+    factory that raises (a bad ``PRODREADY_*`` value, a missing variable) is reported as
+    one line, redacted, that CI can tell apart from "findings" (exit 1).
+    """
+    ctx = click.get_current_context()
+    if current_app:
+        app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    else:
+        try:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+        except NoAppException as exc:
+            raise _usage(exc.format_message()) from None
+        except Exception as exc:
+            text = Redactor.for_config({}).text(str(exc).splitlines()[0] if str(exc) else "")
+            raise _usage(f"the app failed to load: {type(exc).__name__}: {text}") from None
+        ctx.with_resource(app.app_context())
+    state = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, AppState):
+        raise _usage(
+            f"ProdReady is not installed on the app {app.name!r}: "
+            "call ProdReady(app) or prodready.init_app(app) in its factory"
+        )
+    return app, state
+
+
 @click.command("readiness", cls=ReadinessCommand)
 @click.option(
     "--format",
@@ -89,7 +118,6 @@ def _usage(message: str) -> UsageFailure:
     is_flag=True,
     help="Print the catalogue of checks (id, level, tags, title) and exit.",
 )
-@with_appcontext
 def readiness_command(
     output_format: str,
     fail_level: str,
@@ -98,14 +126,14 @@ def readiness_command(
     list_only: bool,
 ) -> None:
     """Check this app's production readiness and exit non-zero when it is not ready."""
+    output_format = output_format.lower()
     if output_format not in FORMATS:
         raise _usage(f"unknown format {output_format!r}; use one of {', '.join(FORMATS)}")
     try:
         threshold = Level.parse(fail_level)
     except ValueError as exc:
         raise _usage(f"--fail-level: {exc}") from None
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    state = get_state(app)
+    app, state = _load_app()
 
     if list_only:
         if output_format == "json":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib.metadata
+import logging
 import os
 import socket
 import threading
@@ -30,6 +31,8 @@ from .runner import ENGINE_CHECKS, Runner
 from .settings import Settings, load_settings, set_defaults
 
 F = TypeVar("F", bound=CheckFunc)
+
+logger = logging.getLogger("flask_prodready")
 
 EXTENSION_KEY = "prodready"
 ENTRY_POINT_GROUP = "flask_prodready.checks"
@@ -229,6 +232,13 @@ class ProdReady:
             raise ValueError(
                 f"PRODREADY_HEALTHZ_CHECKS names {unknown[0]!r}, which is neither a check id "
                 "nor a tag (see `flask readiness --list`)"
+            )
+        planned = [c.id for c in registry.select_names(settings.healthz_checks) if c.func is None]
+        if planned:
+            logger.warning(
+                "PRODREADY_HEALTHZ_CHECKS names %s, not built yet in this version of "
+                "flask-prodready: /healthz reports them as skipped and cannot fail on them",
+                ", ".join(planned),
             )
         state = AppState(self, settings, registry)
         state.config_at_init = dict(app.config)

@@ -9,9 +9,10 @@ error to any query it does not understand. Neither route ever sets a cookie.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request, url_for
 
 from .extension import AppState, get_state
 from .findings import Report, Status
@@ -21,6 +22,8 @@ from .registry import LIVE
 from .render.html import render_html, stylesheet_text
 from .render.json import render_json
 from .settings import Settings
+
+logger = logging.getLogger("flask_prodready")
 
 FORMATS = ("json", "html")
 QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
@@ -163,21 +166,25 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
 
         app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
         environ = {k: request.environ[k] for k in ENVIRON_KEYS if k in request.environ}
-        report: Report = state.cached_report(
-            app_obj,
-            key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
-            build=lambda: state.build_report(
+        try:
+            report: Report = state.cached_report(
                 app_obj,
-                mode=LIVE,
-                tags=tags,
-                exclude=exclude,
-                server_software=environ.get("SERVER_SOFTWARE"),
-                environ=environ,
-            ),
-        )
+                key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
+                build=lambda: state.build_report(
+                    app_obj,
+                    mode=LIVE,
+                    tags=tags,
+                    exclude=exclude,
+                    server_software=environ.get("SERVER_SOFTWARE"),
+                    environ=environ,
+                ),
+            )
+        except Exception as exc:  # the report endpoint answers, whatever happened
+            logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
+            return error(503, "the report could not be built; see the server log")
         code = 503 if report.status is Status.FAIL else 200
         if negotiate(fmt) == "html":
-            stylesheet = f"{state.settings.readiness_path}/report.css"
+            stylesheet = url_for("prodready.stylesheet")  # honours SCRIPT_NAME
             page = render_html(report, stylesheet_url=stylesheet, registry=state.registry)
             return respond(
                 page,

@@ -154,9 +154,6 @@ class Registry:
             raise TypeError(f"expected a Check, got {type(item).__name__}")
         existing = self._checks.get(item.id)
         if existing is not None:
-            if existing.kind == PLANNED and item.kind != PLANNED:
-                self._checks[item.id] = item  # a built check replaces its reserved entry
-                return item
             raise ValueError(
                 f"check id {item.id!r} is already registered (by {existing.origin}); "
                 "check ids must be unique"

@@ -70,16 +70,23 @@ def _number(
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(key, f"a number of {unit} {bound}", value)
     number = float(value)
-    if math.isnan(number) or number < minimum or (number == minimum and not allow_zero):
-        raise _fail(key, f"a number {bound}", value)
+    if not math.isfinite(number) or number < minimum or (number == minimum and not allow_zero):
+        raise _fail(key, f"a finite number {bound}", value)
     return number
 
 
 def _path(config: Mapping[str, Any], key: str) -> str:
     value = config[key]
-    if not isinstance(value, str) or not _PATH_PATTERN.match(value) or value == "/":
-        raise _fail(key, "a URL path starting with '/' (for example '/healthz')", value)
-    return value.rstrip("/") or value
+    if (
+        not isinstance(value, str)
+        or not _PATH_PATTERN.match(value)
+        or "//" in value
+        or value.endswith("/")
+    ):
+        raise _fail(
+            key, "a URL path starting with '/', without a trailing '/' (like '/healthz')", value
+        )
+    return value
 
 
 def _optional_folder(config: Mapping[str, Any], key: str) -> str | None:

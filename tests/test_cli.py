@@ -145,6 +145,8 @@ def test_list_shows_the_whole_catalogue(project: Path) -> None:
     assert "critical" in line
     assert "not built yet" in line
     assert "live only" in line
+    engine = next(ln for ln in done.stdout.splitlines() if ln.startswith("prodready.check_crash"))
+    assert "[reported by the runner]" in engine
     rows = json.loads(run_flask(project, "badapp", "--list", "--format", "json").stdout)
     assert {row["id"] for row in rows} == SPEC_IDS
     assert {row["id"] for row in rows if row["kind"] == "planned"} == {c.id for c in PLANNED_CHECKS}
@@ -250,5 +252,23 @@ def test_bad_config_value_fails_start_up(project: Path) -> None:
         )
     )
     done = run_flask(project, "soonapp")
-    assert done.returncode != 0
-    assert "PRODREADY_CHECK_TIMEOUT must be a number of seconds > 0, got 'soon'" in done.stderr
+    assert done.returncode == 2
+    assert done.stderr == (
+        "Error: the app failed to load: ValueError: PRODREADY_CHECK_TIMEOUT must be a number "
+        "of seconds > 0, got 'soon'\n"
+    )
+
+
+def test_app_without_prodready_is_a_usage_error(project: Path) -> None:
+    """On an app without ProdReady, `flask readiness` says so in one line and exits 2."""
+    (project / "plain.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    done = run_flask(project, "plain")
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: ProdReady is not installed on the app 'plain'")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_format_is_case_insensitive(project: Path) -> None:
+    """--format JSON is --format json."""
+    done = run_flask(project, "badapp", "--format", "JSON")
+    assert json.loads(done.stdout)["status"] == "fail"

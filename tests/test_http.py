@@ -425,7 +425,45 @@ def test_no_secret_in_any_body(
         client.get("/_readiness").get_data(as_text=True),
         client.get("/healthz").get_data(as_text=True),
     ]
-    assert "demo.chatty" in bodies[0] and "prodready.check_crashed" in bodies[0]
+    assert "demo.chatty" in bodies[0]
+    assert "prodready.check_crashed" in bodies[0]
     for body in bodies:
         for secret in (key, password, TOKEN):
             assert secret not in body
+
+
+def test_stylesheet_link_honours_script_name(
+    make_app: Callable[..., Flask], auth: dict[str, str]
+) -> None:
+    """Mounted under a prefix, the page links its stylesheet under that prefix."""
+    response = (
+        make_app()
+        .test_client()
+        .get("/_readiness?format=html", headers=auth, environ_overrides={"SCRIPT_NAME": "/shop"})
+    )
+    assert 'href="/shop/_readiness/report.css"' in response.get_data(as_text=True)
+
+
+def test_report_that_cannot_be_built_is_503_json(
+    make_app: Callable[..., Flask], auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If building the report itself fails, /_readiness answers 503 JSON, not a 500."""
+    app = make_app()
+    state = app.extensions["prodready"]
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TimeoutError
+
+    monkeypatch.setattr(state, "build_report", broken)
+    response = app.test_client().get("/_readiness", headers=auth)
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "the report could not be built; see the server log"}
+
+
+def test_planned_check_in_healthz_checks_is_logged(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Naming a check not built yet in PRODREADY_HEALTHZ_CHECKS logs a warning at start."""
+    with caplog.at_level("WARNING", logger="flask_prodready"):
+        make_app(PRODREADY_HEALTHZ_CHECKS=["database.unreachable"])
+    assert "database.unreachable, not built yet" in caplog.text

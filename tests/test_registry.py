@@ -47,12 +47,13 @@ def test_clash_raises() -> None:
         registry.add(make_check("myapp.x", level="error", title="t", func=noop))
 
 
-def test_built_check_replaces_its_reserved_entry() -> None:
-    """A built check takes the place of the planned entry with its id."""
+def test_planned_ids_are_reserved() -> None:
+    """A reserved (planned) id cannot be taken by another check; built-ins list each id once."""
     planned = make_check("server.root", level="error", title="t", kind=PLANNED)
-    built = make_check("server.root", level="error", title="t", func=noop)
-    registry = Registry([planned, built])
-    assert registry.get("server.root") is built
+    with pytest.raises(ValueError, match="already registered"):
+        Registry([planned, make_check("server.root", level="error", title="t", func=noop)])
+    ids = [c.id for c in builtin_checks()]
+    assert len(ids) == len(set(ids))
 
 
 def test_selection_by_tag_and_exclude() -> None:

@@ -45,7 +45,11 @@ def test_app_value_wins_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
             "soon",
             "PRODREADY_CHECK_TIMEOUT must be a number of seconds > 0, got 'soon'",
         ),
-        ("PRODREADY_CHECK_TIMEOUT", 0, "PRODREADY_CHECK_TIMEOUT must be a number > 0, got 0"),
+        (
+            "PRODREADY_CHECK_TIMEOUT",
+            0,
+            "PRODREADY_CHECK_TIMEOUT must be a finite number > 0, got 0",
+        ),
         (
             "PRODREADY_CHECK_TIMEOUT",
             True,
@@ -56,7 +60,22 @@ def test_app_value_wins_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
             1000,
             "PRODREADY_CHECK_TIMEOUT must be at most 300 seconds, got 1000.0",
         ),
-        ("PRODREADY_CACHE_SECONDS", -1, "PRODREADY_CACHE_SECONDS must be a number >= 0, got -1"),
+        (
+            "PRODREADY_CACHE_SECONDS",
+            -1,
+            "PRODREADY_CACHE_SECONDS must be a finite number >= 0, got -1",
+        ),
+        (
+            "PRODREADY_CACHE_SECONDS",
+            float("inf"),
+            "PRODREADY_CACHE_SECONDS must be a finite number >= 0, got inf",
+        ),
+        ("PRODREADY_HEALTHZ_PATH", "//", "PRODREADY_HEALTHZ_PATH must be a URL path"),
+        (
+            "PRODREADY_READINESS_PATH",
+            "/_readiness/",
+            "PRODREADY_READINESS_PATH must be a URL path starting with '/', without a trailing",
+        ),
         (
             "PRODREADY_BACKUP_MAX_AGE",
             "1d",

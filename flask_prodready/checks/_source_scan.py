@@ -86,15 +86,18 @@ def _is_venv(folder: Path) -> bool:
     return (folder / "pyvenv.cfg").exists()
 
 
-def _walk(root: Path, suffixes: Iterable[str] | None) -> Iterator[Path]:
-    """Files under ``root`` (bounded by the caller), skipping virtualenvs and caches."""
+def _walk(root: Path, suffixes: Iterable[str] | None, limit: int = MAX_FILES) -> Iterator[Path]:
+    """Up to ``limit`` files under ``root``, skipping virtualenvs and caches."""
     wanted = None if suffixes is None else frozenset(suffixes)
     for folder, dirs, files in os.walk(root):
+        if limit <= 0:
+            return
         here = Path(folder)
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not _is_venv(here / d))
         for name in sorted(files):
             path = here / name
             if wanted is None or path.suffix in wanted or name.startswith(".env"):
+                limit -= 1
                 yield path
 
 
@@ -114,7 +117,8 @@ def _outside_skipped(root: Path, paths: list[Path]) -> list[Path]:
     return [p for p in paths if not skipped(p.parent)]
 
 
-def _git_files(root: Path, *args: str) -> list[Path] | None:
+def _git_names(root: Path, *args: str) -> list[str] | None:
+    """``git ls-files`` names under ``root`` (folders end in ``/``); ``None`` without git."""
     git = shutil.which("git")
     if git is None:
         return None
@@ -129,29 +133,44 @@ def _git_files(root: Path, *args: str) -> list[Path] | None:
         return None
     if done.returncode != 0:
         return None
-    names = [n for n in done.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
-    return [root / n for n in names if not n.endswith("/")]
+    return [n for n in done.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
+
+
+def _in_git_checkout(root: Path) -> bool:
+    """Whether ``root`` lies in a git work tree (the project may be a subfolder of it)."""
+    return any((folder / ".git").exists() for folder in [root, *root.parents])
+
+
+def _is_config_file(path: Path) -> bool:
+    return path.suffix in CONFIG_SUFFIXES or path.name.startswith(".env")
 
 
 def _candidates(root: Path, instance: Path) -> tuple[list[tuple[Path, bool, str]], bool]:
     """(file, is source, why) to scan, and whether git classified them."""
     found: list[tuple[Path, bool, str]] = []
-    git = (root / ".git").exists()
-    tracked = _git_files(root, "--cached") if git else None
+    tracked = _git_names(root, "--cached") if _in_git_checkout(root) else None
+    git = tracked is not None
     if tracked is not None:
-        found += [(p, True, "tracked by git") for p in tracked]
-        untracked = _outside_skipped(root, _git_files(root, "--others", "--exclude-standard") or [])
+        found += [(root / n, True, "tracked by git") for n in tracked]
+        untracked = _outside_skipped(
+            root, [root / n for n in _git_names(root, "--others", "--exclude-standard") or []]
+        )
         found += [
             (p, True, "not ignored by git, so the next `git add` commits it") for p in untracked
         ]
-        ignored = _git_files(root, "--others", "--ignored", "--exclude-standard", "--directory")
-        found += [
-            (p, False, "ignored by git")
-            for p in ignored or []
-            if p.suffix in CONFIG_SUFFIXES or p.name.startswith(".env")
-        ]
+        ignored = _git_names(root, "--others", "--ignored", "--exclude-standard", "--directory")
+        for name in ignored or []:
+            path = root / name
+            if not name.endswith("/"):
+                if _is_config_file(path):
+                    found.append((path, False, "ignored by git"))
+            elif path.name not in SKIP_DIRS and not _is_venv(path) and path != instance:
+                # A whole folder git ignores (secrets/, config/local/): its config files.
+                found += [
+                    (p, False, "ignored by git")
+                    for p in _walk(path, CONFIG_SUFFIXES, limit=MAX_FILES - len(found) + 1)
+                ]
     else:
-        git = False
         for path in _walk(root, CONFIG_SUFFIXES):
             if path.suffix == ".py":
                 found.append((path, True, "a .py file of the app"))

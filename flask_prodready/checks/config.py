@@ -211,8 +211,13 @@ def check_secret_key_weak(ctx: CheckContext) -> Iterator[Finding]:
 )
 def check_secret_key_fallbacks(ctx: CheckContext) -> Iterator[Finding]:
     fallbacks = ctx.config.get("SECRET_KEY_FALLBACKS") or []
-    if isinstance(fallbacks, (str, bytes)):
-        fallbacks = [fallbacks]
+    if not isinstance(fallbacks, (list, tuple)):
+        yield ctx.finding(
+            f"SECRET_KEY_FALLBACKS is a {type(fallbacks).__name__}, not a list of old keys: "
+            "Flask cannot use it.",
+            hint="Set SECRET_KEY_FALLBACKS to a list of the previous keys, newest first.",
+        )
+        return
     for index, key in enumerate(fallbacks):
         weakness = key_weakness(key) if _has_key(key) else "it is empty"
         if weakness is not None:
@@ -317,7 +322,7 @@ def check_preferred_url_scheme(ctx: CheckContext) -> Iterator[Finding]:
     "config.trusted_hosts",
     level=Level.INFO,
     tags=["security"],
-    title="TRUSTED_HOSTS or SERVER_NAME limits the Host header",
+    title="TRUSTED_HOSTS or SERVER_NAME is set",
     hint="Set TRUSTED_HOSTS (Flask 3.1+) to the hosts you serve, or SERVER_NAME, so a forged "
     "Host header cannot poison external URLs (password-reset links).",
 )

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import click
 
 from ..findings import Level, Report, Status
-from ..registry import CLI, LIVE, PLANNED, Check
+from ..registry import CLI, ENGINE, LIVE, PLANNED, Check
 from .grouping import findings_by_area, skipped_by_reason
 
 _LEVEL_STYLE = {
@@ -82,9 +82,12 @@ def render_catalogue(checks: Iterable[Check]) -> str:
     width = max((len(item.id) for item in items), default=10)
     lines = []
     for item in items:
-        marks = [] if item.kind != PLANNED else ["not built yet"]
-        if item.modes != {LIVE, CLI}:
-            marks.append(" or ".join(sorted(item.modes)) + " only")
+        if item.kind == ENGINE:
+            marks = ["reported by the runner"]
+        else:
+            marks = ["not built yet"] if item.kind == PLANNED else []
+            if item.modes != {LIVE, CLI}:
+                marks.append(" or ".join(sorted(item.modes)) + " only")
         suffix = f"  [{', '.join(marks)}]" if marks else ""
         tags = ",".join(item.tags)
         lines.append(f"{item.id:<{width}}  {item.level.value:<8}  {tags:<28}  {item.title}{suffix}")

@@ -109,6 +109,12 @@ class TestSecretKeyFallbacks:
             ("error", "SECRET_KEY_FALLBACKS[1] is weak: it is a well-known placeholder value.")
         ]
 
+    def test_fires_on_a_value_that_is_not_a_list(self, make_app: MakeApp) -> None:
+        """SECRET_KEY_FALLBACKS = 42 is reported, not a crash."""
+        assert messages_of(make_app(SECRET_KEY_FALLBACKS=42), "config.secret_key_fallbacks") == [
+            ("error", "SECRET_KEY_FALLBACKS is a int, not a list of old keys: Flask cannot use it.")
+        ]
+
     def test_quiet(self, make_app: MakeApp) -> None:
         """Strong fallbacks, or none: no finding."""
         app = make_app(SECRET_KEY_FALLBACKS=[secrets.token_hex(32)])
@@ -187,6 +193,35 @@ class TestSecretKeyInSource:
         ]
         secrets_file.chmod(0o600)
         assert messages_of(app, "config.secret_key_in_source") == []
+
+    def test_fires_on_a_file_in_an_ignored_folder(self, make_app: MakeApp) -> None:
+        """A config file inside a folder git ignores as a whole is judged by its mode."""
+        app = make_app(SECRET_KEY=self.key)
+        root = self.project(app)
+        _git(root, "init", "-q")
+        (root / ".gitignore").write_text("secrets/\n")
+        (root / "secrets").mkdir()
+        held = root / "secrets" / "prod.cfg"
+        held.write_text(f"SECRET_KEY = {self.key!r}\n")
+        held.chmod(0o640)
+        assert messages_of(app, "config.secret_key_in_source") == [
+            (
+                "warning",
+                "SECRET_KEY is kept in secrets/prod.cfg (ignored by git), but its mode "
+                "is 0640: other users of the host can read it.",
+            )
+        ]
+
+    def test_git_found_above_a_project_subfolder(self, make_app: MakeApp) -> None:
+        """A project folder inside a larger git repository still uses git's view."""
+        app = make_app(SECRET_KEY=self.key)
+        root = self.project(app)  # tmp/project, the repository is tmp/
+        _git(root.parent, "init", "-q")
+        (root / "deploy.env").write_text(f"SECRET_KEY={self.key}\n")
+        _git(root.parent, "add", ".")
+        assert messages_of(app, "config.secret_key_in_source") == [
+            ("error", "SECRET_KEY's value is written in deploy.env (tracked by git).")
+        ]
 
     def test_instance_config_at_600_is_quiet(self, make_app: MakeApp) -> None:
         """Flask's instance/config.py pattern at mode 600 passes."""

@@ -20,6 +20,7 @@ from .redaction import Redactor
 from .registry import CLI
 from .render.json import render_json
 from .render.text import render_catalogue, render_text
+from .server import load_gunicorn_config
 
 FORMATS = ("text", "json")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -113,6 +114,18 @@ def _load_app() -> tuple[Flask, AppState]:
     help="Do not run the check with this id (repeatable).",
 )
 @click.option(
+    "--gunicorn-config",
+    "gunicorn_config",
+    metavar="FILE",
+    help="Judge the server.* gunicorn checks against this gunicorn config file "
+    "(read with gunicorn's own loader).",
+)
+@click.option(
+    "--audit",
+    is_flag=True,
+    help="Also run dependencies.vulnerable (pip-audit on this environment).",
+)
+@click.option(
     "--list",
     "list_only",
     is_flag=True,
@@ -123,6 +136,8 @@ def readiness_command(
     fail_level: str,
     tags: tuple[str, ...],
     excludes: tuple[str, ...],
+    gunicorn_config: str | None,
+    audit: bool,
     list_only: bool,
 ) -> None:
     """Check this app's production readiness and exit non-zero when it is not ready."""
@@ -147,7 +162,15 @@ def readiness_command(
     for check_id in state.registry.unknown_ids(excludes):
         raise _usage(f"unknown check id {check_id!r} in --exclude; see `flask readiness --list`")
 
-    report = state.build_report(app, mode=CLI, tags=tags, exclude=excludes)
+    gunicorn = None
+    if gunicorn_config is not None:
+        try:
+            gunicorn = load_gunicorn_config(gunicorn_config)
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
+    report = state.build_report(
+        app, mode=CLI, tags=tags, exclude=excludes, gunicorn=gunicorn, options={"audit": audit}
+    )
     if output_format == "json":
         click.echo(render_json(report), nl=False)
     else:

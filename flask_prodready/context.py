@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .registry import Check
+    from .server import GunicornSettings
     from .settings import Settings
 
 
@@ -45,7 +46,7 @@ class RunEnvironment:
     settings: Settings
     server_software: str | None = None
     environ: Mapping[str, Any] = field(default_factory=dict)
-    gunicorn: Mapping[str, Any] | None = None
+    gunicorn: GunicornSettings | None = None
     observation: Any = None
     options: Mapping[str, Any] = field(default_factory=dict)
     check_ids: frozenset[str] = frozenset()
@@ -81,7 +82,9 @@ class CheckContext:
         return self.env.server_software
 
     @property
-    def gunicorn(self) -> Mapping[str, Any] | None:
+    def gunicorn(self) -> GunicornSettings | None:
+        """gunicorn's resolved settings: of the running worker (live), of the file given with
+        ``--gunicorn-config`` (CLI), else ``None``. ``.source`` says which."""
         return self.env.gunicorn
 
     @property

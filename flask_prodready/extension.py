@@ -28,6 +28,7 @@ from .findings import Level, Report, WorkerInfo
 from .redaction import Redactor
 from .registry import CLI, LIVE, Check, CheckFunc, Registry, make_check
 from .runner import ENGINE_CHECKS, Runner
+from .server import GUNICORN, GunicornSettings, live_gunicorn_settings, server_kind
 from .settings import Settings, load_settings, set_defaults
 
 F = TypeVar("F", bound=CheckFunc)
@@ -108,9 +109,15 @@ class AppState:
         server_software: str | None = None,
         environ: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
+        gunicorn: GunicornSettings | None = None,
     ) -> Report:
-        """Run the selected checks now (no cache) and assemble the report."""
+        """Run the selected checks now (no cache) and assemble the report.
+
+        Live under gunicorn, the worker's resolved settings are found here when not given.
+        """
         selected = self.registry.select(tags, exclude) if checks is None else checks
+        if gunicorn is None and mode == LIVE and server_kind(server_software) == GUNICORN:
+            gunicorn = live_gunicorn_settings()
         env = RunEnvironment(
             app=app,
             mode=mode,
@@ -118,6 +125,7 @@ class AppState:
             server_software=server_software,
             environ=dict(environ or {}),
             options=dict(options or {}),
+            gunicorn=gunicorn,
             check_ids=self.registry.ids,
             config_at_init=self.config_at_init,
         )

@@ -16,6 +16,7 @@ from .findings import Finding, Level
 if TYPE_CHECKING:
     from flask import Flask
 
+    from .observation import TrafficSnapshot
     from .registry import Check
     from .server import GunicornSettings
     from .settings import Settings
@@ -47,7 +48,7 @@ class RunEnvironment:
     server_software: str | None = None
     environ: Mapping[str, Any] = field(default_factory=dict)
     gunicorn: GunicornSettings | None = None
-    observation: Any = None
+    observation: TrafficSnapshot | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     check_ids: frozenset[str] = frozenset()
     config_at_init: Mapping[str, Any] = field(default_factory=dict)
@@ -88,7 +89,8 @@ class CheckContext:
         return self.env.gunicorn
 
     @property
-    def observation(self) -> Any:
+    def observation(self) -> TrafficSnapshot | None:
+        """What this worker's server received and sent so far (live only, else ``None``)."""
         return self.env.observation
 
     @property

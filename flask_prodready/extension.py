@@ -25,6 +25,7 @@ from .cache import ReportCache
 from .checks import builtin_checks
 from .context import RunEnvironment
 from .findings import Level, Report, WorkerInfo
+from .observation import TrafficRecord
 from .redaction import Redactor
 from .registry import CLI, LIVE, Check, CheckFunc, Registry, make_check
 from .runner import ENGINE_CHECKS, Runner
@@ -85,6 +86,7 @@ class AppState:
         self.runner = Runner()
         self.cache = ReportCache()
         self.hostname = socket.gethostname()
+        self.traffic = TrafficRecord()
         self.config_at_init: dict[str, Any] = {}
         self._token_digest = (
             None if settings.token is None else hashlib.sha256(settings.token.encode()).digest()
@@ -126,6 +128,7 @@ class AppState:
             environ=dict(environ or {}),
             options=dict(options or {}),
             gunicorn=gunicorn,
+            observation=self.traffic.snapshot() if mode == LIVE else None,
             check_ids=self.registry.ids,
             config_at_init=self.config_at_init,
         )
@@ -253,13 +256,11 @@ class ProdReady:
         app.extensions[EXTENSION_KEY] = state
 
         from .cli import readiness_command
-        from .healthz import HealthzMiddleware
         from .http import make_blueprint
+        from .middleware import ProdReadyMiddleware
 
         app.register_blueprint(make_blueprint(app, settings))
-        app.wsgi_app = HealthzMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, app, settings.healthz_path
-        )
+        app.wsgi_app = ProdReadyMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
         app.cli.add_command(readiness_command)
         with self._lock:
             self._states.add(state)

@@ -1,4 +1,5 @@
-"""``/healthz``: liveness for monitors, answered in front of Flask's request handling.
+"""``/healthz``: liveness for monitors, answered in front of Flask's request handling
+(by :class:`flask_prodready.middleware.ProdReadyMiddleware`).
 
 Why in front: Flask validates the ``Host`` header against ``TRUSTED_HOSTS`` before any
 route runs, and a Kubernetes probe or a load balancer sends the pod's IP as ``Host``.
@@ -13,14 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .findings import Status
 from .registry import LIVE
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
     from .extension import AppState
@@ -29,7 +28,7 @@ logger = logging.getLogger("flask_prodready")
 
 HEALTH_JSON = "application/health+json"
 PASS_BODY = b'{"status": "pass"}\n'
-_STATUS_LINES = {200: "200 OK", 503: "503 Service Unavailable"}
+STATUS_LINES = {200: "200 OK", 503: "503 Service Unavailable"}
 
 
 def healthz_answer(app: Flask, state: AppState, server_software: str | None) -> tuple[int, bytes]:
@@ -62,25 +61,3 @@ def healthz_headers(body: bytes) -> list[tuple[str, str]]:
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
     ]
-
-
-class HealthzMiddleware:
-    """WSGI middleware answering ``GET``/``HEAD`` on the liveness path itself."""
-
-    def __init__(self, wsgi_app: WSGIApplication, app: Flask, path: str) -> None:
-        self.wsgi_app = wsgi_app
-        self.app = app
-        self.path = path
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") not in {
-            "GET",
-            "HEAD",
-        }:
-            return self.wsgi_app(environ, start_response)
-        state: Any = self.app.extensions.get("prodready")
-        if state is None:
-            return self.wsgi_app(environ, start_response)
-        code, body = healthz_answer(self.app, state, environ.get("SERVER_SOFTWARE"))
-        start_response(_STATUS_LINES[code], healthz_headers(body))
-        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]

@@ -181,7 +181,7 @@ class TestReadinessReport:
             "cached",
         }
         assert body["checks"]["config.debug"] == {"status": "fail"}
-        assert body["checks"]["server.dev_server"]["status"] == "skipped"
+        assert body["checks"]["tls.http_redirect"]["status"] == "skipped"
         assert body["summary"]["critical"] >= 1
         assert body["worker"]["pid"] > 0
         assert body["worker"]["hostname"]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from ..context import CheckContext
 from ..findings import Finding, Level
-from ..registry import check
+from ..registry import LIVE, check
 
 
 @check(
@@ -74,4 +74,25 @@ def check_remember_secure(ctx: CheckContext) -> Iterator[Finding]:
         yield ctx.finding(
             "REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP.",
             observed=ctx.config.get("REMEMBER_COOKIE_SECURE"),
+        )
+
+
+@check(
+    "cookies.observed_insecure",
+    level=Level.ERROR,
+    tags=["security", "live"],
+    modes=[LIVE],
+    title="Every Set-Cookie sent has Secure and HttpOnly",
+    hint="Set secure=True and httponly=True where the cookie is set (response.set_cookie, "
+    "or the extension's *_COOKIE_SECURE / *_COOKIE_HTTPONLY settings).",
+)
+def check_observed_insecure(ctx: CheckContext) -> Iterator[Finding]:
+    traffic = ctx.observation
+    if traffic is None or traffic.requests == 0:
+        ctx.skip("this worker has not served any request yet (besides the health endpoints)")
+    # Names and missing flags only: a cookie's value is never recorded.
+    for name, missing in sorted(traffic.insecure_cookies.items()):
+        yield ctx.finding(
+            f"The app sent the cookie {name!r} without {' and '.join(missing)}.",
+            observed={"cookie": name, "missing": list(missing)},
         )

@@ -1,0 +1,171 @@
+"""``server.*``: the WSGI server the app really runs under, and gunicorn's settings.
+
+``server.dev_server`` and ``server.root`` judge the running process (live). The
+gunicorn checks read gunicorn's resolved settings: the running worker's when live, the
+file given with ``flask readiness --gunicorn-config`` from the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from ..context import CheckContext
+from ..findings import Finding, Level
+from ..registry import CLI, LIVE, check
+from ..server import WERKZEUG, GunicornSettings, available_cpus, server_kind
+
+#: A gunicorn timeout above this lets one stuck request hold a worker for minutes.
+MAX_TIMEOUT = 120
+#: Workers above FAR_ABOVE x (2 x CPUs + 1) thrash memory and the CPU scheduler.
+FAR_ABOVE = 2
+#: Addresses that mean "every interface".
+ALL_INTERFACES = ("0.0.0.0", "::", "[::]", "")
+
+
+def _gunicorn(ctx: CheckContext) -> GunicornSettings:
+    """The settings to judge, or skip saying how to provide them."""
+    if ctx.gunicorn is not None:
+        return ctx.gunicorn
+    if ctx.mode == CLI:
+        ctx.skip("pass --gunicorn-config FILE to judge gunicorn's settings from the command line")
+    ctx.skip(f"the app is not served by gunicorn here (server: {ctx.server_software or 'unknown'})")
+
+
+@check(
+    "server.dev_server",
+    level=Level.CRITICAL,
+    tags=["live"],
+    modes=[LIVE],
+    title="Not served by the Werkzeug development server",
+    hint="Run the app under a production server: gunicorn 'yourapp:create_app()' "
+    "(or waitress, uWSGI) behind nginx; `flask run` is for development only.",
+)
+def check_dev_server(ctx: CheckContext) -> Iterator[Finding]:
+    if server_kind(ctx.server_software, ctx.env.environ) == WERKZEUG:
+        yield ctx.finding(
+            f"The app is served by the Werkzeug development server ({ctx.server_software}): "
+            "single process, not hardened, not meant for production traffic.",
+            observed=ctx.server_software,
+        )
+
+
+@check(
+    "server.root",
+    level=Level.ERROR,
+    tags=["security"],
+    modes=[LIVE],
+    title="The process does not run as root",
+    hint="Run the server as an unprivileged user (systemd User=, gunicorn --user, or a "
+    "non-root container USER); let nginx or a socket own the privileged port.",
+)
+def check_root(ctx: CheckContext) -> Iterator[Finding]:
+    # Live only: from the CLI the process is the CI job, which says nothing of the server.
+    if os.geteuid() == 0:
+        yield ctx.finding(
+            f"The server process (pid {os.getpid()}) runs as root: a code-execution bug "
+            "owns the whole host.",
+            observed={"uid": 0},
+        )
+
+
+def _is_public(bind: str) -> bool:
+    """Whether a gunicorn bind address listens on every interface."""
+    if bind.startswith(("unix:", "fd://")):
+        return False
+    if bind.startswith("["):  # [::]:8000, [::1]:8000
+        host = bind[: bind.index("]") + 1] if "]" in bind else bind
+    elif bind.isdigit():  # a bare port
+        host = ""
+    else:
+        host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    return host in ALL_INTERFACES
+
+
+@check(
+    "server.bind_public",
+    level=Level.WARNING,
+    tags=["gunicorn"],
+    title="gunicorn binds to loopback or a unix socket",
+    hint="Bind gunicorn to 127.0.0.1:PORT or unix:/run/APP.sock and let nginx face the "
+    "network; in Kubernetes, binding all interfaces is expected.",
+)
+def check_bind_public(ctx: CheckContext) -> Iterator[Finding]:
+    settings = _gunicorn(ctx)
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and ctx.mode == LIVE:
+        ctx.skip("running in Kubernetes, where the pod must listen on its own IP")
+    public = [b for b in settings.bind if _is_public(b)]
+    if public:
+        yield ctx.finding(
+            f"gunicorn binds to all interfaces ({', '.join(public)}, from {settings.source}): "
+            "clients can bypass the proxy and its TLS, limits and headers.",
+            observed={"bind": list(settings.bind)},
+        )
+
+
+@check(
+    "server.workers",
+    level=Level.WARNING,
+    tags=["gunicorn"],
+    title="gunicorn worker count fits the CPUs the process may use",
+    hint="Start with workers = 2 x CPUs + 1 (gunicorn's advice) and measure.",
+)
+def check_workers(ctx: CheckContext) -> Iterator[Finding]:
+    settings = _gunicorn(ctx)
+    cpus = available_cpus()
+    advised = 2 * cpus + 1
+    where = "here" if ctx.mode == LIVE else "on this machine"
+    observed = {"workers": settings.workers, "cpus": cpus, "advised": advised}
+    if settings.workers <= 1:
+        yield ctx.finding(
+            f"gunicorn runs {settings.workers} worker (from {settings.source}): one slow or "
+            f"crashed request stalls the whole app; {cpus} CPUs {where} suggest {advised}.",
+            observed=observed,
+        )
+    elif settings.workers > FAR_ABOVE * advised:
+        yield ctx.finding(
+            f"gunicorn runs {settings.workers} workers (from {settings.source}), far above "
+            f"{advised} for the {cpus} CPUs this process may use {where}.",
+            observed=observed,
+        )
+
+
+@check(
+    "server.timeout",
+    level=Level.WARNING,
+    tags=["gunicorn"],
+    title=f"gunicorn timeout is set and at most {MAX_TIMEOUT} s",
+    hint="Set timeout = 30 (gunicorn's default) and move long work to a task queue.",
+)
+def check_timeout(ctx: CheckContext) -> Iterator[Finding]:
+    settings = _gunicorn(ctx)
+    if settings.timeout <= 0:
+        yield ctx.finding(
+            f"gunicorn's timeout is {settings.timeout} (from {settings.source}): a stuck "
+            "request holds its worker forever.",
+            observed={"timeout": settings.timeout},
+        )
+    elif settings.timeout > MAX_TIMEOUT:
+        yield ctx.finding(
+            f"gunicorn's timeout is {settings.timeout} s (from {settings.source}): stuck "
+            f"requests hold workers for minutes (more than {MAX_TIMEOUT} s).",
+            observed={"timeout": settings.timeout},
+        )
+
+
+@check(
+    "server.max_requests_jitter",
+    level=Level.INFO,
+    tags=["gunicorn"],
+    title="gunicorn max_requests comes with jitter",
+    hint="Set max_requests_jitter to about 10% of max_requests so workers do not all "
+    "restart at the same moment.",
+)
+def check_max_requests_jitter(ctx: CheckContext) -> Iterator[Finding]:
+    settings = _gunicorn(ctx)
+    if settings.max_requests > 0 and settings.max_requests_jitter <= 0:
+        yield ctx.finding(
+            f"gunicorn restarts workers every {settings.max_requests} requests without jitter "
+            f"(from {settings.source}): they tend to restart together.",
+            observed={"max_requests": settings.max_requests, "max_requests_jitter": 0},
+        )

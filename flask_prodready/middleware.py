@@ -1,0 +1,57 @@
+"""The WSGI middleware ProdReady puts around the app: liveness and live observation.
+
+It answers ``/healthz`` itself (see :mod:`flask_prodready.healthz` for why), lets the
+report's own routes through uncounted, and records every other response in the
+worker's :class:`~flask_prodready.observation.TrafficRecord` as its headers go out.
+The per-request cost is one wrapped ``start_response`` and a few counter updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .healthz import STATUS_LINES, healthz_answer, healthz_headers
+from .observation import PROBE_MARK, static_prefixes
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Flask
+
+    from .extension import AppState
+
+
+class ProdReadyMiddleware:
+    """Answers the liveness path, and observes the rest of the traffic."""
+
+    def __init__(self, wsgi_app: WSGIApplication, app: Flask, state: AppState) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+        self.state = state
+        self.healthz_path = state.settings.healthz_path
+        self.readiness_path = state.settings.readiness_path
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == self.healthz_path and environ.get("REQUEST_METHOD") in {"GET", "HEAD"}:
+            code, body = healthz_answer(self.app, self.state, environ.get("SERVER_SOFTWARE"))
+            start_response(STATUS_LINES[code], healthz_headers(body))
+            return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+        if path.startswith(self.readiness_path) or environ.get(PROBE_MARK):
+            return self.wsgi_app(environ, start_response)
+
+        record = self.state.traffic
+        if record.static_prefixes is None:
+            record.static_prefixes = static_prefixes(self.app)
+        entry_remote = environ.get("REMOTE_ADDR")
+
+        def observing_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            # Observation must never break the app's own responses.
+            with contextlib.suppress(Exception):
+                record.record(environ, entry_remote, status, headers)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, observing_start_response)

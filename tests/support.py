@@ -27,16 +27,21 @@ GOOD_CONFIG: dict[str, Any] = {
 }
 
 
-def outcome_of(app: Flask, check_id: str, mode: str = "cli") -> CheckOutcome:
-    """Run one check on ``app`` through the real runner and return its outcome."""
+def outcome_of(app: Flask, check_id: str, mode: str = "cli", **kwargs: Any) -> CheckOutcome:
+    """Run one check on ``app`` through the real runner and return its outcome.
+
+    ``kwargs`` go to ``build_report`` (``server_software=``, ``gunicorn=`` ...).
+    """
     state = get_state(app)
     check = state.registry.get(check_id)
     assert check is not None, check_id
-    return state.build_report(app, mode=mode, checks=[check]).outcomes[check_id]
+    return state.build_report(app, mode=mode, checks=[check], **kwargs).outcomes[check_id]
 
 
-def messages_of(app: Flask, check_id: str, mode: str = "cli") -> list[tuple[str, str]]:
+def messages_of(
+    app: Flask, check_id: str, mode: str = "cli", **kwargs: Any
+) -> list[tuple[str, str]]:
     """(level, message) of each finding of one check; an empty list means it passed."""
-    outcome = outcome_of(app, check_id, mode)
+    outcome = outcome_of(app, check_id, mode, **kwargs)
     assert outcome.status.value in {"pass", "fail"}, (outcome.status, outcome.reason)
     return [(f.level.value, f.message) for f in outcome.findings]

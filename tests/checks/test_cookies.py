@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask_login import LoginManager
 
 from ..support import messages_of, outcome_of
@@ -86,3 +86,41 @@ class TestRememberSecure:
             "skipped",
             "Flask-Login is not set up on this app",
         )
+
+
+class TestObservedInsecure:
+    def app_setting(self, make_app: MakeApp, **flags: object) -> Flask:
+        app = make_app()
+
+        @app.route("/set")
+        def set_cookie() -> Response:
+            response = Response("ok")
+            response.set_cookie("prefs", "dark-mode-value", **flags)  # type: ignore[arg-type]
+            response.set_cookie("csrf_token", "t0k3n-value", secure=True)
+            response.delete_cookie("old")
+            return response
+
+        app.test_client().get("/set")
+        return app
+
+    def test_fires_on_a_cookie_sent_without_flags(self, make_app: MakeApp) -> None:
+        """A Set-Cookie actually sent without Secure and HttpOnly is an error, by name only."""
+        app = self.app_setting(make_app)
+        outcome = outcome_of(app, "cookies.observed_insecure", "live")
+        assert [(f.level.value, f.message) for f in outcome.findings] == [
+            ("error", "The app sent the cookie 'prefs' without Secure and HttpOnly.")
+        ]
+        assert "dark-mode-value" not in repr(outcome)
+
+    def test_quiet_when_flags_are_set(self, make_app: MakeApp) -> None:
+        """Secure and HttpOnly cookies, a secure CSRF cookie for scripts, a deletion: quiet."""
+        app = self.app_setting(make_app, secure=True, httponly=True)
+        assert messages_of(app, "cookies.observed_insecure", "live") == []
+
+    def test_skipped_without_traffic(self, make_app: MakeApp) -> None:
+        """No request seen yet: skipped, not passed."""
+        assert outcome_of(make_app(), "cookies.observed_insecure", "live").status.value == "skipped"
+
+    def test_skipped_from_the_cli(self, make_app: MakeApp) -> None:
+        """From the CLI no cookie is sent: skipped."""
+        assert outcome_of(make_app(), "cookies.observed_insecure").status.value == "skipped"

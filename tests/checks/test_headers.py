@@ -1,0 +1,152 @@
+"""headers.*: the security headers the app's responses carry, observed or probed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask, Response
+
+from flask_prodready.observation import clear_probes
+
+from ..support import messages_of
+
+MakeApp = Callable[..., Flask]
+
+STRICT = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+IDS = (
+    "headers.hsts",
+    "headers.csp",
+    "headers.nosniff",
+    "headers.framing",
+    "headers.referrer_policy",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probes() -> None:
+    clear_probes()
+
+
+def with_headers(app: Flask, headers: dict[str, str]) -> Flask:
+    """The app adds ``headers`` to every response in an after_request hook."""
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        response.headers.update(headers)
+        return response
+
+    return app
+
+
+class TestFromTheProbe:
+    """From the CLI (and live before any traffic) one probe request is judged."""
+
+    def test_naked_app_fires_all_five(self, make_app: MakeApp) -> None:
+        """An app that sends no security header gets every headers.* finding."""
+        app = make_app()
+        for check_id in IDS:
+            [(_, message)] = messages_of(app, check_id)
+            assert "a probe response through the app's whole stack" in message, check_id
+
+    def test_after_request_headers_are_seen(self, make_app: MakeApp) -> None:
+        """Headers added by an after_request hook count: nothing fires."""
+        app = with_headers(make_app(), STRICT)
+        for check_id in IDS:
+            assert messages_of(app, check_id) == [], check_id
+
+    def test_wsgi_middleware_headers_are_seen(self, make_app: MakeApp) -> None:
+        """Headers added by WSGI middleware around the app count too."""
+        app = make_app()
+        inner = app.wsgi_app
+
+        def add_headers(environ, start_response):  # type: ignore[no-untyped-def]
+            def start(status, headers, exc_info=None):  # type: ignore[no-untyped-def]
+                return start_response(status, [*headers, *STRICT.items()], exc_info)
+
+            return inner(environ, start)
+
+        app.wsgi_app = add_headers  # type: ignore[method-assign]
+        assert messages_of(app, "headers.csp") == []
+
+
+class TestHsts:
+    def test_short_max_age_fires(self, make_app: MakeApp) -> None:
+        """max-age of a day is under 180 days."""
+        app = with_headers(make_app(), {**STRICT, "Strict-Transport-Security": "max-age=86400"})
+        assert messages_of(app, "headers.hsts") == [
+            ("warning", "Strict-Transport-Security has max-age=86400, under 180 days (15552000).")
+        ]
+
+
+class TestCsp:
+    def test_unsafe_inline_scripts_fire(self, make_app: MakeApp) -> None:
+        """'unsafe-inline' scripts defeat the policy."""
+        app = with_headers(
+            make_app(), {**STRICT, "Content-Security-Policy": "default-src 'self' 'unsafe-inline'"}
+        )
+        assert messages_of(app, "headers.csp") == [
+            (
+                "warning",
+                "The Content-Security-Policy allows 'unsafe-inline' scripts: it does "
+                "not stop injected scripts.",
+            )
+        ]
+
+    def test_unsafe_inline_with_a_nonce_is_quiet(self, make_app: MakeApp) -> None:
+        """A nonce makes browsers ignore 'unsafe-inline' (the usual fallback)."""
+        app = with_headers(
+            make_app(),
+            {
+                **STRICT,
+                "Content-Security-Policy": "script-src 'nonce-abc' 'unsafe-inline'; "
+                "frame-ancestors 'self'",
+            },
+        )
+        assert messages_of(app, "headers.csp") == []
+
+
+class TestFraming:
+    def test_x_frame_options_alone_is_quiet(self, make_app: MakeApp) -> None:
+        """X-Frame-Options: DENY without frame-ancestors passes."""
+        app = with_headers(
+            make_app(),
+            {**STRICT, "Content-Security-Policy": "default-src 'self'", "X-Frame-Options": "DENY"},
+        )
+        assert messages_of(app, "headers.framing") == []
+
+    def test_csp_without_frame_ancestors_fires(self, make_app: MakeApp) -> None:
+        """A CSP without frame-ancestors and no X-Frame-Options: framing allowed."""
+        app = with_headers(make_app(), {**STRICT, "Content-Security-Policy": "default-src 'self'"})
+        assert len(messages_of(app, "headers.framing")) == 1
+
+
+class TestObservedTraffic:
+    def test_judges_the_html_pages_served(self, make_app: MakeApp) -> None:
+        """Live, the pages actually served are judged, naming how many lacked the header."""
+        app = make_app()
+
+        @app.route("/bare")
+        def bare() -> Response:
+            return Response("<p>hi</p>", content_type="text/html", headers={"X-Raw": "1"})
+
+        @app.after_request  # registered first, so it runs after the hook adding headers
+        def strip(response: Response) -> Response:
+            if response.headers.get("X-Raw"):
+                del response.headers["Content-Security-Policy"]
+            return response
+
+        with_headers(app, STRICT)
+
+        client = app.test_client()
+        client.get("/bare")
+        client.get("/missing")  # a 404 page, with the header
+        assert messages_of(app, "headers.csp", "live") == [
+            ("warning", "No Content-Security-Policy on 1 of 2 HTML responses seen (e.g. /bare).")
+        ]
+        assert messages_of(app, "headers.hsts", "live") == []

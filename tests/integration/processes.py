@@ -1,0 +1,255 @@
+"""Real processes for integration tests: gunicorn, nginx and `flask run` on loopback.
+
+Each is started in a temporary folder on a free 127.0.0.1 port, waited for with a
+bounded loop, and stopped by its PID (SIGTERM, then SIGKILL after a timeout).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+#: A second loopback address: requests from it prove forwarded addresses are used.
+CLIENT_ADDRESS = "127.0.0.2"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: Variables of the outer environment that would change an app under test.
+DROPPED_VARIABLES = (
+    "FLASK_APP",
+    "FLASK_DEBUG",
+    "FLASK_CONFIG",
+    "PRODREADY_TOKEN",
+    "SECRET_KEY",
+    "WEB_CONCURRENCY",
+    "GUNICORN_CMD_ARGS",
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP response, read completely."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def fetch(
+    port: int,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    source: str | None = None,
+    timeout: float = 10.0,
+) -> Answer:
+    """One request to 127.0.0.1:``port``, optionally sent from another loopback address."""
+    connection = http.client.HTTPConnection(
+        HOST, port, timeout=timeout, source_address=(source, 0) if source else None
+    )
+    try:
+        connection.request(method, path, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait (bounded) until something accepts on ``port``; fail with the log's tail."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}:\n{_tail(log)}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on {HOST}:{port} in {START_TIMEOUT} s:\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    except OSError:
+        return "(no log)"
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop ``process`` by its PID: ``sig``, then SIGKILL if it outlives the timeout."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+def environment(folder: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The outer environment minus app-changing variables, with ``folder`` importable."""
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), str(PROJECT_ROOT)]))
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def gunicorn(
+    folder: Path, target: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[int]:
+    """gunicorn serving ``target`` (``module:app``) from ``folder``; yields its port."""
+    port = free_port()
+    log = folder / f"gunicorn-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--no-control-socket",
+                "--chdir",
+                str(folder),
+                "-b",
+                f"{HOST}:{port}",
+                *args,
+                target,
+            ],
+            cwd=folder,
+            env=environment(folder, env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield port
+    finally:
+        stop(process)
+
+
+@contextmanager
+def flask_run(folder: Path, module: str, env: Mapping[str, str] | None = None) -> Iterator[int]:
+    """Werkzeug's development server (`flask run`) serving ``module``; yields its port."""
+    port = free_port()
+    log = folder / f"flask-run-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                module,
+                "run",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-reload",
+            ],
+            cwd=folder,
+            env=environment(folder, env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield port
+    finally:
+        stop(process)
+
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen {host}:{port};
+        location / {{
+            proxy_pass http://{host}:{upstream};
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+{extra}
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        raise RuntimeError("nginx is not installed (apt-get install nginx; .ci/run does it)")
+    return found
+
+
+@contextmanager
+def nginx(folder: Path, upstream: int, extra_directives: Sequence[str] = ()) -> Iterator[int]:
+    """nginx on a free port proxying to 127.0.0.1:``upstream``; yields its port.
+
+    It always sends X-Forwarded-For; ``extra_directives`` add lines to the location
+    (for example ``proxy_set_header X-Forwarded-Proto https;`` as TLS termination would).
+    """
+    port = free_port()
+    work = folder / f"nginx-{port}"
+    work.mkdir()
+    work.chmod(0o755)
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=work,
+            host=HOST,
+            port=port,
+            upstream=upstream,
+            extra="\n".join(f"            {line}" for line in extra_directives),
+        )
+    )
+    log = work / "error.log"
+    with (work / "stdout.log").open("wb") as out:
+        process = subprocess.Popen(
+            [nginx_binary(), "-p", str(work), "-c", str(conf), "-e", str(log)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield port
+    finally:
+        stop(process, signal.SIGQUIT)

@@ -141,58 +141,75 @@ class TrafficRecord:
         status: str,
         headers: Iterable[tuple[str, str]],
     ) -> None:
-        """Count one response; ``entry_remote`` is REMOTE_ADDR as the request arrived here."""
-        path = str(environ.get("PATH_INFO", ""))
-        found, cookies = _lower_headers(headers)
-        orig = environ.get("werkzeug.proxy_fix.orig")
-        peer = orig.get("REMOTE_ADDR") if isinstance(orig, dict) else entry_remote
-        xff = environ.get("HTTP_X_FORWARDED_FOR")
-        xfp = environ.get("HTTP_X_FORWARDED_PROTO")
-        scheme = str(environ.get("wsgi.url_scheme", ""))
-        content_type = found.get("content-type", "")
+        """Count one response; ``entry_remote`` is REMOTE_ADDR as the request arrived here.
+
+        Kept lean: it runs on every response. Work that needs the headers is done in one
+        pass over them, and the lock covers only the counter updates.
+        """
+        get = environ.get
+        xff = get("HTTP_X_FORWARDED_FOR")
+        xfp = get("HTTP_X_FORWARDED_PROTO")
+        scheme = get("wsgi.url_scheme", "")
+        path = get("PATH_INFO", "")
+        content_type = ""
+        found: dict[str, str] | None = None
+        bad_cookies: list[tuple[str, tuple[str, ...]]] | None = None
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-type":
+                content_type = value
+            elif lowered == "set-cookie":
+                problem = cookie_problems(value)
+                if bad_cookies is None:
+                    bad_cookies = []
+                if problem is not None:
+                    bad_cookies.append(problem)
+            elif lowered in _SECURITY_HEADER_SET:
+                if found is None:
+                    found = {}
+                found[lowered] = value[:MAX_VALUE_LENGTH]
         judged = content_type.startswith("text/html")
-        try:
-            code = int(status[:3])
-        except ValueError:
-            code = 0
-        prefixes = self.static_prefixes or ()
-        static = code in (200, 206, 304) and any(path.startswith(p) for p in prefixes)
-        bad_cookies = [p for p in (cookie_problems(c) for c in cookies) if p is not None]
+        prefixes = self.static_prefixes
+        static = bool(prefixes) and path.startswith(prefixes) and status[:3] in _STATIC_CODES
+        if xff:
+            orig = get("werkzeug.proxy_fix.orig")
+            peer = orig.get("REMOTE_ADDR") if isinstance(orig, dict) else entry_remote
+            rewritten = get("REMOTE_ADDR") != peer
 
         with self._lock:
             counts = self._counts
             counts["requests"] += 1
-            self._schemes[scheme[:10]] += 1
+            self._schemes[scheme] += 1
             if xff or xfp:
                 counts["forwarded"] += 1
             if xff:
                 counts["with_xff"] += 1
                 self._chains[min(xff.count(",") + 1, MAX_CHAIN_BUCKET)] += 1
-                if environ.get("REMOTE_ADDR") != peer:
+                if rewritten:
                     counts["remote_rewritten"] += 1
             if xfp:
-                proto = xfp.split(",")[-1].strip().lower()[:10]
+                proto = xfp.rsplit(",", 1)[-1].strip().lower()[:10]
                 counts["with_xfp"] += 1
                 self._xfp[proto] += 1
                 if proto == scheme:
                     counts["xfp_applied"] += 1
-                if proto == "https" and scheme == "http":
+                elif proto == "https" and scheme == "http":
                     counts["https_forwarded_seen_as_http"] += 1
-            if environ.get("HTTP_X_FORWARDED_HOST"):
+            if get("HTTP_X_FORWARDED_HOST"):
                 counts["with_xfh"] += 1
             if judged:
                 counts["judged"] += 1
                 for name in SECURITY_HEADERS:
-                    value = found.get(name)
-                    if value is None:
+                    seen = found.get(name) if found is not None else None
+                    if seen is None:
                         self._missing[name] += 1
                         samples = self._missing_samples.setdefault(name, [])
                         if len(samples) < MAX_SAMPLES and path not in samples:
                             samples.append(path[:200])
                     else:
-                        self._samples[name] = value
-            if cookies:
-                counts["cookies"] += len(cookies)
+                        self._samples[name] = seen
+            if bad_cookies is not None:
+                counts["cookies"] += 1
                 for cookie_name, missing in bad_cookies:
                     if cookie_name in self._cookies or len(self._cookies) < MAX_COOKIE_NAMES:
                         self._cookies[cookie_name] = missing
@@ -237,6 +254,9 @@ def static_prefixes(app: Flask) -> tuple[str, ...]:
     }
     return tuple(sorted(p for p in prefixes if p))
 
+
+_SECURITY_HEADER_SET = frozenset(SECURITY_HEADERS)
+_STATIC_CODES = frozenset({"200", "206", "304"})
 
 _probe_lock = threading.Lock()
 _probes: dict[int, tuple[float, ResponseSample]] = {}

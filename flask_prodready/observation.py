@@ -179,7 +179,7 @@ class TrafficRecord:
         with self._lock:
             counts = self._counts
             counts["requests"] += 1
-            self._schemes[scheme] += 1
+            self._schemes[scheme if scheme in _SCHEMES else "other"] += 1
             if xff or xfp:
                 counts["forwarded"] += 1
             if xff:
@@ -188,7 +188,8 @@ class TrafficRecord:
                 if rewritten:
                     counts["remote_rewritten"] += 1
             if xfp:
-                proto = xfp.rsplit(",", 1)[-1].strip().lower()[:10]
+                proto = xfp.rsplit(",", 1)[-1].strip().lower()
+                proto = proto if proto in _SCHEMES else "other"  # keys stay bounded
                 counts["with_xfp"] += 1
                 self._xfp[proto] += 1
                 if proto == scheme:
@@ -257,6 +258,8 @@ def static_prefixes(app: Flask) -> tuple[str, ...]:
 
 _SECURITY_HEADER_SET = frozenset(SECURITY_HEADERS)
 _STATIC_CODES = frozenset({"200", "206", "304"})
+#: Schemes counted by name; anything else a client sends is counted as "other".
+_SCHEMES = frozenset({"http", "https"})
 
 _probe_lock = threading.Lock()
 _probes: dict[int, tuple[float, ResponseSample]] = {}

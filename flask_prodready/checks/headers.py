@@ -119,8 +119,15 @@ def check_csp(ctx: CheckContext) -> Iterator[Finding]:
         return
     policy = csp_directives(found.values.get("content-security-policy", ""))
     scripts = policy.get("script-src", policy.get("default-src"))
-    neutralised = scripts is not None and any(s.startswith(INLINE_NEUTRALISERS) for s in scripts)
-    if scripts is not None and "'unsafe-inline'" in scripts and not neutralised:
+    if scripts is None:
+        yield ctx.finding(
+            "The Content-Security-Policy has neither script-src nor default-src: it does not "
+            "restrict scripts at all.",
+            observed={"directives": sorted(policy)},
+        )
+        return
+    neutralised = any(s.startswith(INLINE_NEUTRALISERS) for s in scripts)
+    if "'unsafe-inline'" in scripts and not neutralised:
         yield ctx.finding(
             "The Content-Security-Policy allows 'unsafe-inline' scripts: it does not stop "
             "injected scripts.",
@@ -138,11 +145,16 @@ def check_csp(ctx: CheckContext) -> Iterator[Finding]:
 def check_nosniff(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
     value = found.values.get("x-content-type-options", "")
-    if found.lacks("x-content-type-options") or value.strip().lower() != "nosniff":
+    if found.lacks("x-content-type-options"):
         yield ctx.finding(
             f"No X-Content-Type-Options: nosniff on {found.describe('x-content-type-options')}"
             ": browsers may sniff uploads or JSON as HTML.",
             observed={"source": found.source},
+        )
+    elif value.strip().lower() != "nosniff":
+        yield ctx.finding(
+            f"X-Content-Type-Options is {value!r}, not 'nosniff': browsers ignore it.",
+            observed={"value": value},
         )
 
 

@@ -73,6 +73,7 @@ def _is_public(bind: str) -> bool:
     """Whether a gunicorn bind address listens on every interface."""
     if bind.startswith(("unix:", "fd://")):
         return False
+    bind = bind.removeprefix("tcp://")
     if bind.startswith("["):  # [::]:8000, [::1]:8000
         host = bind[: bind.index("]") + 1] if "]" in bind else bind
     elif bind.isdigit():  # a bare port

@@ -150,3 +150,23 @@ class TestObservedTraffic:
             ("warning", "No Content-Security-Policy on 1 of 2 HTML responses seen (e.g. /bare).")
         ]
         assert messages_of(app, "headers.hsts", "live") == []
+
+
+def test_nosniff_with_a_wrong_value(make_app: MakeApp) -> None:
+    """A present but wrong X-Content-Type-Options is named as such."""
+    app = with_headers(make_app(), {**STRICT, "X-Content-Type-Options": "sniff-away"})
+    assert messages_of(app, "headers.nosniff") == [
+        ("warning", "X-Content-Type-Options is 'sniff-away', not 'nosniff': browsers ignore it.")
+    ]
+
+
+def test_csp_without_script_rules(make_app: MakeApp) -> None:
+    """A CSP with only frame-ancestors does not restrict scripts."""
+    app = with_headers(make_app(), {**STRICT, "Content-Security-Policy": "frame-ancestors 'none'"})
+    assert messages_of(app, "headers.csp") == [
+        (
+            "warning",
+            "The Content-Security-Policy has neither script-src nor default-src: it "
+            "does not restrict scripts at all.",
+        )
+    ]

@@ -125,7 +125,7 @@ class TestGunicornChecks:
             )
         ]
 
-    @pytest.mark.parametrize("bind", ["[::]:8000", ":8000", "0.0.0.0"])
+    @pytest.mark.parametrize("bind", ["[::]:8000", ":8000", "0.0.0.0", "tcp://0.0.0.0:8000"])
     def test_every_all_interfaces_form(self, make_app: MakeApp, tmp_path: Path, bind: str) -> None:
         """Every way of saying 'all interfaces' is public."""
         settings = gunicorn_file(tmp_path, f"bind = {bind!r}\n")

@@ -54,6 +54,9 @@ class Check:
     func: CheckFunc | None
     kind: str = IMPLEMENTED
     origin: str = "flask_prodready"
+    #: Seconds this check may take; ``None`` means ``PRODREADY_CHECK_TIMEOUT``. Only for
+    #: work that is slow by nature and never on the request path (a pip-audit run).
+    timeout: float | None = None
 
     @property
     def area(self) -> str:
@@ -77,6 +80,7 @@ def make_check(
     func: CheckFunc | None = None,
     kind: str = IMPLEMENTED,
     origin: str = "flask_prodready",
+    timeout: float | None = None,
 ) -> Check:
     """Validate metadata and build a :class:`Check`; every error names the offending value."""
     if not isinstance(check_id, str) or not ID_PATTERN.match(check_id):
@@ -97,6 +101,8 @@ def make_check(
         raise ValueError(f"modes of {check_id} must be a non-empty subset of {sorted(MODES)}")
     if not title or not isinstance(title, str):
         raise ValueError(f"check {check_id} needs a one-line title")
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise ValueError(f"timeout of {check_id} must be a number of seconds > 0")
     return Check(
         id=check_id,
         level=Level.parse(level),
@@ -107,6 +113,7 @@ def make_check(
         func=func,
         kind=kind,
         origin=origin,
+        timeout=None if timeout is None else float(timeout),
     )
 
 
@@ -118,6 +125,7 @@ def check(
     tags: Iterable[str] = (),
     hint: str = "",
     modes: Iterable[str] = (LIVE, CLI),
+    timeout: float | None = None,
 ) -> Callable[[CheckFunc], Check]:
     """Declare a check without registering it (built-in modules and entry points use this).
 
@@ -135,6 +143,7 @@ def check(
             modes=modes,
             func=func,
             origin=origin,
+            timeout=timeout,
         )
 
     return decorate

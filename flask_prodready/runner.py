@@ -115,9 +115,8 @@ class Runner:
     ) -> dict[str, CheckOutcome]:
         """Run ``checks`` and return one redacted, silencing-applied outcome per check id."""
         start = time.monotonic()
-        deadline = start + timeout
         outcomes: dict[str, CheckOutcome] = {}
-        waiting: list[_Attempt] = []
+        waiting: list[tuple[Check, _Attempt]] = []
         fresh: list[_Attempt] = []
         with self._lock:
             for item in checks:
@@ -126,6 +125,7 @@ class Runner:
                     outcomes[item.id] = skipped
                     continue
                 attempt = self._running.get(item.id)
+                deadline = start + (item.timeout or timeout)
                 if attempt is None:  # nobody runs it yet: start it
                     attempt = _Attempt(check=item, started=start)
                     attempt.thread = threading.Thread(
@@ -140,18 +140,19 @@ class Runner:
                     )
                     self._running[item.id] = attempt
                     fresh.append(attempt)
-                waiting.append(attempt)
+                waiting.append((item, attempt))
         for attempt in fresh:
             assert attempt.thread is not None
             attempt.thread.start()
 
-        for attempt in waiting:
-            finished = attempt.done.wait(max(0.0, deadline - time.monotonic()))
+        for item, attempt in waiting:
+            allowed = item.timeout or timeout
+            finished = attempt.done.wait(max(0.0, start + allowed - time.monotonic()))
             if finished and attempt.outcome is not None:
-                outcomes[attempt.check.id] = attempt.outcome
+                outcomes[item.id] = attempt.outcome
             else:
                 earlier = start - attempt.started if attempt.started < start - 0.001 else None
-                outcomes[attempt.check.id] = self._timed_out(attempt.check, timeout, earlier)
+                outcomes[item.id] = self._timed_out(item, allowed, earlier)
 
         return {cid: self._finish(outcome, silenced, redactor) for cid, outcome in outcomes.items()}
 

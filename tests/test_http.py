@@ -465,5 +465,5 @@ def test_planned_check_in_healthz_checks_is_logged(
 ) -> None:
     """Naming a check not built yet in PRODREADY_HEALTHZ_CHECKS logs a warning at start."""
     with caplog.at_level("WARNING", logger="flask_prodready"):
-        make_app(PRODREADY_HEALTHZ_CHECKS=["database.unreachable"])
-    assert "database.unreachable, not built yet" in caplog.text
+        make_app(PRODREADY_HEALTHZ_CHECKS=["tls.http_redirect"])
+    assert "tls.http_redirect, not built yet" in caplog.text

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from flask import Flask
@@ -208,3 +209,22 @@ def test_checks_run_in_parallel(make_app: Callable[..., Flask]) -> None:
     report = _report(app, tags=["demo"])
     assert time.monotonic() - started < 1.5
     assert all(report.outcomes[f"demo.sleep{i}"].status is Status.PASS for i in range(5))
+
+
+def test_a_check_can_have_its_own_timeout(make_app: Callable[..., Flask]) -> None:
+    """A check declared with timeout= gets that budget instead of PRODREADY_CHECK_TIMEOUT."""
+    ext = ProdReady()
+
+    @ext.check("demo.patient", title="Needs longer")
+    def patient(ctx: CheckContext) -> None:
+        time.sleep(0.6)
+
+    app = make_app(ext, PRODREADY_CHECK_TIMEOUT=0.3)
+    state = get_state(app)
+    item = state.registry.get("demo.patient")
+    assert item is not None
+    assert _report(app, tags=["demo"]).outcomes["demo.patient"].status is Status.ERROR
+
+    longer = replace(item, timeout=2.0)
+    report = state.build_report(app, mode=CLI, checks=[longer])
+    assert report.outcomes["demo.patient"].status is Status.PASS

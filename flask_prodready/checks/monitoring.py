@@ -1,0 +1,270 @@
+"""``monitoring.*``: error reporting (Sentry) and the app's logging.
+
+The Sentry checks read the client the process actually holds (``sentry_sdk.get_client()``,
+sentry-sdk 2.x), never the app's config: ``sentry_sdk.init()`` is usually called with a
+DSN from the environment, outside ``app.config``. sentry-sdk is never imported here: if
+the app has not imported it, it cannot have initialised it either. No check prints the
+DSN or any part of it; the DSN holds the key events are sent with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import stat
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from flask.logging import default_handler, wsgi_errors_stream
+
+from ..context import CheckContext
+from ..findings import Finding, Level
+from ..registry import LIVE, check
+from ..server import GUNICORN, server_kind
+
+#: The extra that installs sentry-sdk, named in skip reasons and hints.
+SENTRY_INSTALL = "pip install 'flask-prodready[sentry]'"
+#: The environment sentry-sdk falls back to when neither ``environment=`` nor
+#: ``SENTRY_ENVIRONMENT`` is given.
+SENTRY_FALLBACK_ENVIRONMENT = "production"
+
+#: Environment variables that show a supervisor collects the process's stderr:
+#: systemd (journald), Kubernetes, podman/systemd-nspawn, Heroku, supervisord.
+SUPERVISOR_VARIABLES = (
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "KUBERNETES_SERVICE_HOST",
+    "container",
+    "DYNO",
+    "SUPERVISOR_ENABLED",
+)
+#: Files that exist inside a Docker or podman container, whose runtime keeps stdout/stderr.
+CONTAINER_MARKER_FILES = ("/.dockerenv", "/run/.containerenv")
+
+
+def _sentry_client(ctx: CheckContext) -> Any:
+    """The process's current Sentry client, or ``None`` when sentry-sdk was never imported.
+
+    sentry-sdk 1.x has no ``get_client()``: skipped, saying which version is needed.
+    """
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None:
+        return None
+    get_client = getattr(sentry_sdk, "get_client", None)
+    if get_client is None:
+        version = getattr(sentry_sdk, "VERSION", "?")
+        ctx.skip(f"sentry-sdk {version} is older than 2.0, the first these checks can read")
+    return get_client()
+
+
+def _is_active(client: Any) -> bool:
+    return client is not None and bool(client.is_active())
+
+
+def _active_sentry_options(ctx: CheckContext) -> Mapping[str, Any]:
+    """The options of the active Sentry client; skips when there is none to judge."""
+    client = _sentry_client(ctx)
+    if client is None and importlib.util.find_spec("sentry_sdk") is None:
+        ctx.skip(f"sentry-sdk is not installed ({SENTRY_INSTALL})")
+    if not _is_active(client) or not client.dsn:
+        ctx.skip("no active Sentry client to judge (monitoring.sentry_missing reports it)")
+    options: Mapping[str, Any] = client.options
+    return options
+
+
+@check(
+    "monitoring.sentry_missing",
+    level=Level.WARNING,
+    title="An active Sentry client exists",
+    hint="Install sentry-sdk (" + SENTRY_INSTALL + ") and call "
+    "sentry_sdk.init(dsn=os.environ['SENTRY_DSN'], environment=..., release=...) before "
+    "the app is created, so unhandled errors reach Sentry.",
+)
+def check_sentry_missing(ctx: CheckContext) -> Iterator[Finding]:
+    client = _sentry_client(ctx)
+    if client is None and importlib.util.find_spec("sentry_sdk") is None:
+        yield ctx.finding(
+            "sentry-sdk is not installed: errors in production reach no error tracker."
+        )
+    elif not _is_active(client):
+        yield ctx.finding(
+            "No active Sentry client: sentry_sdk.init() has not run in this process, so "
+            "errors are not reported."
+        )
+    elif not client.dsn:
+        yield ctx.finding(
+            "sentry_sdk.init() ran without a DSN (no dsn= and no SENTRY_DSN), so nothing "
+            "is sent to Sentry."
+        )
+
+
+@check(
+    "monitoring.sentry_pii",
+    level=Level.WARNING,
+    tags=["security"],
+    title="Sentry send_default_pii is off",
+    hint="Leave send_default_pii off (its default), or with data_collection set "
+    "user_info=False; attach only the user fields you need with "
+    "sentry_sdk.set_user({'id': ...}).",
+)
+def check_sentry_pii(ctx: CheckContext) -> Iterator[Finding]:
+    options = _active_sentry_options(ctx)
+    # sentry-sdk 2.x releases with ``data_collection`` ignore send_default_pii when it is
+    # given, and collect user information unless it says user_info=False.
+    collection = options.get("data_collection")
+    if isinstance(collection, Mapping) and collection.get("provided_by_user"):
+        if collection.get("user_info"):
+            yield ctx.finding(
+                "Sentry's data_collection sends user information (user_info is on, its "
+                "default once data_collection is given): events carry users' IP addresses, "
+                "ids and e-mail addresses.",
+                observed={"data_collection.user_info": True},
+            )
+    elif options.get("send_default_pii"):
+        yield ctx.finding(
+            "Sentry's send_default_pii is on: events carry users' IP addresses, ids, "
+            "cookies and request headers.",
+            observed={"send_default_pii": True},
+        )
+
+
+@check(
+    "monitoring.sentry_environment",
+    level=Level.INFO,
+    title="Sentry has an environment and release",
+    hint="Pass environment= and release= to sentry_sdk.init(), or set SENTRY_ENVIRONMENT "
+    "and SENTRY_RELEASE (for example to the deployed commit).",
+)
+def check_sentry_environment(ctx: CheckContext) -> Iterator[Finding]:
+    options = _active_sentry_options(ctx)
+    environment = options.get("environment")
+    if not environment:
+        yield ctx.finding(
+            "Sentry has no environment: events from every deploy are filed together.",
+            observed={"environment": environment},
+        )
+    elif environment == SENTRY_FALLBACK_ENVIRONMENT and not os.environ.get("SENTRY_ENVIRONMENT"):
+        # sentry-sdk fills in "production" when nothing is given; an explicit
+        # environment="production" looks the same, SENTRY_ENVIRONMENT does not.
+        yield ctx.finding(
+            f"Sentry's environment is {environment!r} only as the SDK's fallback (neither "
+            "environment= nor SENTRY_ENVIRONMENT is set): events from staging or a laptop "
+            "are filed as production.",
+            observed={"environment": environment},
+        )
+    if not options.get("release"):
+        yield ctx.finding(
+            "Sentry has no release (no release=, no SENTRY_RELEASE, no git commit to read): "
+            "errors cannot be tied to the deploy that introduced them.",
+            observed={"release": None},
+        )
+
+
+def _handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record of ``logger`` reaches, following ``propagate`` upwards."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found.extend(current.handlers)
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
+
+
+def _console_stream(handler: logging.Handler) -> bool:
+    """Whether ``handler`` writes to the process's stderr or stdout (Flask's default does)."""
+    if handler is default_handler:
+        return True
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    if stream is wsgi_errors_stream or stream in (
+        sys.stderr,
+        sys.stdout,
+        sys.__stderr__,
+        sys.__stdout__,
+    ):
+        return True
+    try:
+        return bool(stream.fileno() in (1, 2))
+    except (AttributeError, OSError, ValueError):
+        return False  # a stream of its own kind: not judged
+
+
+def _stderr_collected(ctx: CheckContext) -> bool:
+    """Whether something keeps what this process writes to stderr.
+
+    A supervisor (systemd, a container runtime, gunicorn, supervisord, Heroku) does; so
+    does a stderr redirected to a file, a pipe or a socket. A terminal or ``/dev/null``
+    keeps nothing once the session ends.
+    """
+    if any(os.environ.get(name) for name in SUPERVISOR_VARIABLES):
+        return True
+    if any(os.path.exists(path) for path in CONTAINER_MARKER_FILES):
+        return True
+    if ctx.gunicorn is not None or server_kind(ctx.server_software) == GUNICORN:
+        return True
+    if server_kind(os.environ.get("SERVER_SOFTWARE")) == GUNICORN:
+        return True  # gunicorn's master sets it before loading the app
+    try:
+        mode = os.fstat(2).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _describe_stderr() -> str:
+    """Where stderr goes, for the message: a terminal, /dev/null, or something else."""
+    try:
+        if os.isatty(2):
+            return "a terminal"
+        if os.path.samestat(os.fstat(2), os.stat(os.devnull)):
+            return os.devnull
+    except OSError:
+        return "closed"
+    return "not a file, pipe or socket"
+
+
+@check(
+    "monitoring.logging",
+    level=Level.WARNING,
+    title="The app logs above DEBUG to a handler that survives the process",
+    hint="Log at INFO or above in production (app.logger.setLevel(logging.INFO), or "
+    "logging.config.dictConfig) to a place that outlives the process: stderr under "
+    "systemd, a container runtime or gunicorn, a log file, or syslog.",
+)
+def check_logging(ctx: CheckContext) -> Iterator[Finding]:
+    logger = ctx.app.logger
+    effective = logger.getEffectiveLevel()
+    if effective <= logging.DEBUG:
+        yield ctx.finding(
+            f"The app logger {logger.name!r} logs at DEBUG (its effective level): debug "
+            "records can carry request data and secrets, and their volume buries what "
+            "matters.",
+            observed={"logger": logger.name, "level": logging.getLevelName(effective)},
+        )
+    handlers = _handlers(logger)
+    usable = [h for h in handlers if not isinstance(h, logging.NullHandler)]
+    if handlers and not usable:
+        yield ctx.finding(
+            f"Every handler of the app logger {logger.name!r} is a NullHandler: its records "
+            "are dropped.",
+            observed={"logger": logger.name},
+        )
+        return
+    # Without any handler, logging's last resort writes warnings to stderr: a console too.
+    if any(not _console_stream(h) for h in usable):
+        return  # a file, syslog, a socket, Sentry, a queue ...: it outlives the process
+    # Only stderr/stdout. From the command line, this process's stderr says nothing about
+    # the server's, so only the running server judges where its stderr goes.
+    if ctx.mode == LIVE and not _stderr_collected(ctx):
+        yield ctx.finding(
+            f"The app logger {logger.name!r} writes only to stderr, which is "
+            f"{_describe_stderr()}, and no supervisor (systemd, a container, gunicorn) "
+            "collects it: the log is gone when the process ends.",
+            level=Level.INFO,
+            observed={"logger": logger.name},
+        )

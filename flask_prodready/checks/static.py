@@ -1,0 +1,119 @@
+"""``static.*``: static files and uploads.
+
+:func:`upload_folder` says which folder holds uploads (``PRODREADY_UPLOAD_FOLDER``, else
+the app's ``UPLOAD_FOLDER`` or ``MEDIA_ROOT``); ``system.disk`` uses it too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..context import CheckContext
+from ..findings import Finding, Level
+from ..registry import check
+from ._source_scan import project_root
+
+#: App config keys that name an upload folder, in the order they are looked at.
+UPLOAD_FOLDER_KEYS = ("UPLOAD_FOLDER", "MEDIA_ROOT")
+
+
+def upload_folder(ctx: CheckContext) -> tuple[str, object] | None:
+    """``(setting, value)`` of the upload folder to judge, or ``None`` when none is set.
+
+    ``value`` is what the setting holds; :func:`as_folder` turns it into a path.
+    """
+    if ctx.settings.upload_folder is not None:
+        return "PRODREADY_UPLOAD_FOLDER", ctx.settings.upload_folder
+    for key in UPLOAD_FOLDER_KEYS:
+        value = ctx.config.get(key)
+        if value is not None and value != "":
+            return key, value
+    return None
+
+
+def as_folder(value: object) -> Path | None:
+    """An absolute path for a folder setting (relative to the working directory, as
+    ``open()`` and ``FileStorage.save()`` read it), or ``None`` when it is no path."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return Path(os.path.abspath(value))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def _code_folder_problem(ctx: CheckContext, folder: Path) -> str | None:
+    """Why ``folder`` (symlinks resolved) sits in the code, or ``None`` when it does not."""
+    resolved = folder.resolve()
+    static = ctx.app.static_folder
+    if static and _inside(resolved, Path(static).resolve()):
+        return (
+            f"inside the static folder {Path(static).resolve()}: every upload is served "
+            "publicly as a static file, HTML and scripts included"
+        )
+    # The instance folder is Flask's place for deployment data kept out of the code.
+    if _inside(resolved, Path(ctx.app.instance_path).resolve()):
+        return None
+    package = Path(ctx.app.root_path).resolve()
+    if _inside(resolved, package):
+        return (
+            f"inside the app's code folder {package}: uploads are lost or served when the "
+            "next deploy replaces the code"
+        )
+    project = project_root(ctx.app.root_path)
+    if project != package and _inside(resolved, project):
+        return (
+            f"inside the project folder {project}: uploads are lost or served when the "
+            "next deploy replaces the code"
+        )
+    return None
+
+
+@check(
+    "static.upload_folder",
+    level=Level.WARNING,
+    title="The upload folder is outside the code and writable",
+    hint="Keep uploads in a folder of their own outside the code and the static folder "
+    "(for example /var/lib/yourapp/uploads, or a symlink to it), writable by the app's "
+    "user and kept across deploys.",
+)
+def check_upload_folder(ctx: CheckContext) -> Iterator[Finding]:
+    found = upload_folder(ctx)
+    if found is None:
+        ctx.skip(
+            "no upload folder is configured (PRODREADY_UPLOAD_FOLDER, UPLOAD_FOLDER or MEDIA_ROOT)"
+        )
+    key, value = found
+    folder = as_folder(value)
+    if folder is None:
+        ctx.skip(f"{key} is a {type(value).__name__}, not a folder path")
+    problem = _code_folder_problem(ctx, folder)
+    if problem is not None:
+        yield ctx.finding(
+            f"The upload folder {folder} ({key}) is {problem}.",
+            observed={"setting": key, "folder": str(folder)},
+        )
+    if not folder.exists():
+        yield ctx.finding(
+            f"The upload folder {folder} ({key}) does not exist: saving an upload fails.",
+            hint=f"Create it, writable by the app's user: mkdir -p {folder}",
+            observed={"setting": key, "folder": str(folder)},
+        )
+    elif not folder.is_dir():
+        yield ctx.finding(
+            f"The upload folder {folder} ({key}) is not a folder.",
+            observed={"setting": key, "folder": str(folder)},
+        )
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        user = f" (uid {os.getuid()})" if hasattr(os, "getuid") else ""
+        yield ctx.finding(
+            f"The upload folder {folder} ({key}) is not writable by this process{user}: "
+            "saving an upload fails.",
+            hint=f"Give the app's user write access: chown <app user> {folder}",
+            observed={"setting": key, "folder": str(folder)},
+        )

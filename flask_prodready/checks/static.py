@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..context import CheckContext
 from ..findings import Finding, Level
-from ..registry import check
+from ..registry import LIVE, check
 from ._source_scan import project_root
 
 #: App config keys that name an upload folder, in the order they are looked at.
@@ -116,4 +116,27 @@ def check_upload_folder(ctx: CheckContext) -> Iterator[Finding]:
             "saving an upload fails.",
             hint=f"Give the app's user write access: chown <app user> {folder}",
             observed={"setting": key, "folder": str(folder)},
+        )
+
+
+@check(
+    "static.served_by_app",
+    level=Level.WARNING,
+    tags=["live"],
+    modes=[LIVE],
+    title="The app does not serve /static itself",
+    hint="Let nginx serve the static folder (location /static/ { alias /path/to/static/; "
+    "expires 7d; }) or use WhiteNoise; each file through Flask ties up a worker.",
+)
+def check_served_by_app(ctx: CheckContext) -> Iterator[Finding]:
+    traffic = ctx.observation
+    if traffic is None or traffic.requests == 0:
+        ctx.skip("this worker has not served any request yet (besides the health endpoints)")
+    if traffic.static_served:
+        examples = ", ".join(traffic.static_samples[:3])
+        yield ctx.finding(
+            f"The app itself served {traffic.static_served} of {traffic.requests} responses "
+            f"from its static folder (e.g. {examples}): every file holds a worker that "
+            "could serve a page.",
+            observed={"static_responses": traffic.static_served, "examples": examples},
         )

@@ -203,3 +203,43 @@ def unprivileged() -> Iterator[int]:
         yield UNPRIVILEGED_UID
     finally:
         os.setresuid(0, 0, 0)
+
+
+class TestServedByApp:
+    def app_with_static(self, make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+        app = make_app()
+        static = Path(app.root_path) / "static"
+        static.mkdir(exist_ok=True)
+        (static / "site.css").write_text("body {}\n")
+        return app
+
+    def test_fires_when_flask_serves_a_static_file(
+        self, make_app: Callable[..., Flask], tmp_path: Path
+    ) -> None:
+        """A /static file served through Flask is a warning."""
+        app = self.app_with_static(make_app, tmp_path)
+        client = app.test_client()
+        with client.get("/static/site.css") as response:  # closes the file it streams
+            assert response.status_code == 200
+        client.get("/nowhere")
+        assert messages_of(app, "static.served_by_app", "live") == [
+            (
+                "warning",
+                "The app itself served 1 of 2 responses from its static folder (e.g. "
+                "/static/site.css): every file holds a worker that could serve a page.",
+            )
+        ]
+
+    def test_quiet_when_only_pages_are_served(
+        self, make_app: Callable[..., Flask], tmp_path: Path
+    ) -> None:
+        """Pages only (static left to the proxy): no finding; a missing file is no serving."""
+        app = self.app_with_static(make_app, tmp_path)
+        client = app.test_client()
+        client.get("/nowhere")
+        client.get("/static/missing.css").close()
+        assert messages_of(app, "static.served_by_app", "live") == []
+
+    def test_skipped_without_traffic(self, make_app: Callable[..., Flask]) -> None:
+        """No request seen: skipped."""
+        assert outcome_of(make_app(), "static.served_by_app", "live").status.value == "skipped"

@@ -124,6 +124,7 @@ def test_naked_app_behind_nginx(project: Path, workers: list[str]) -> None:
         "headers.nosniff",
         "headers.framing",
         "cookies.observed_insecure",
+        "static.served_by_app",
     } <= ids, ids
     assert "server.dev_server" not in ids
     assert body["worker"]["server"].startswith("gunicorn/")
@@ -151,6 +152,7 @@ def test_proper_app_behind_nginx(project: Path) -> None:
         "headers.nosniff",
         "headers.framing",
         "cookies.observed_insecure",
+        "static.served_by_app",
     }
     with (
         gunicorn(project, "proper:app", args, ENV) as upstream,

@@ -188,10 +188,13 @@ class ProdReady:
         tags: Iterable[str] = (),
         hint: str = "",
         modes: Iterable[str] = (LIVE, CLI),
+        timeout: float | None = None,
     ) -> Callable[[F], F]:
         """Register a custom check (SPEC §9); a clash with an existing id raises ``ValueError``.
 
-        The function is returned unchanged. A check declared after ``init_app`` joins the
+        ``timeout`` gives this check its own budget instead of ``PRODREADY_CHECK_TIMEOUT``
+        (for slow work that never runs on the request path). The function is returned
+        unchanged. A check declared after ``init_app`` joins the
         apps already set up too (but only checks known at ``init_app`` can be named in
         ``PRODREADY_HEALTHZ_CHECKS``).
         """
@@ -206,6 +209,7 @@ class ProdReady:
                 modes=modes,
                 func=func,
                 origin=getattr(func, "__module__", None) or "unknown",
+                timeout=timeout,
             )
             with self._lock:
                 states = list(self._states)

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 from flask import Flask
@@ -215,16 +214,21 @@ def test_a_check_can_have_its_own_timeout(make_app: Callable[..., Flask]) -> Non
     """A check declared with timeout= gets that budget instead of PRODREADY_CHECK_TIMEOUT."""
     ext = ProdReady()
 
-    @ext.check("demo.patient", title="Needs longer")
+    @ext.check("demo.hasty", title="Default budget")
+    def hasty(ctx: CheckContext) -> None:
+        time.sleep(0.6)
+
+    @ext.check("demo.patient", title="Own budget", timeout=2.0)
     def patient(ctx: CheckContext) -> None:
         time.sleep(0.6)
 
     app = make_app(ext, PRODREADY_CHECK_TIMEOUT=0.3)
-    state = get_state(app)
-    item = state.registry.get("demo.patient")
-    assert item is not None
-    assert _report(app, tags=["demo"]).outcomes["demo.patient"].status is Status.ERROR
-
-    longer = replace(item, timeout=2.0)
-    report = state.build_report(app, mode=CLI, checks=[longer])
+    report = _report(app, tags=["demo"])
+    assert report.outcomes["demo.hasty"].status is Status.ERROR
     assert report.outcomes["demo.patient"].status is Status.PASS
+
+
+def test_check_timeout_must_be_positive() -> None:
+    """timeout=0 is refused at declaration, naming the check."""
+    with pytest.raises(ValueError, match=r"timeout of demo\.x must be a number of seconds > 0"):
+        ProdReady().check("demo.x", title="x", timeout=0)(lambda ctx: None)

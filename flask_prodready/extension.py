@@ -39,7 +39,7 @@ logger = logging.getLogger("flask_prodready")
 EXTENSION_KEY = "prodready"
 ENTRY_POINT_GROUP = "flask_prodready.checks"
 #: Extra seconds a caller waits beyond the check timeout before giving up on a shared run.
-WAIT_MARGIN = 5.0
+WAIT_MARGIN = 1.0
 
 
 def _entry_point_checks() -> list[Check]:
@@ -151,14 +151,24 @@ class AppState:
         app: Flask,
         *,
         key: tuple[Any, ...],
-        build: Callable[[], Report],
+        checks: list[Check],
+        server_software: str | None = None,
+        environ: Mapping[str, Any] | None = None,
     ) -> Report:
-        """A report shared between concurrent callers and reused for the cache period."""
+        """A live report of ``checks``, shared between concurrent callers and reused for the
+        cache period. A caller waits for a shared run as long as its slowest check may take.
+        """
+        longest = max(
+            (item.timeout or self.settings.check_timeout for item in checks),
+            default=self.settings.check_timeout,
+        )
         return self.cache.get_or_build(
             key,
             self.settings.cache_seconds,
-            build,
-            wait=self.settings.check_timeout + WAIT_MARGIN,
+            lambda: self.build_report(
+                app, mode=LIVE, checks=checks, server_software=server_software, environ=environ
+            ),
+            wait=longest + WAIT_MARGIN,
         )
 
 

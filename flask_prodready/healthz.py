@@ -17,7 +17,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from .findings import Status
-from .registry import LIVE
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -40,11 +39,7 @@ def healthz_answer(app: Flask, state: AppState, server_software: str | None) -> 
         return 200, PASS_BODY
     try:
         report = state.cached_report(
-            app,
-            key=("healthz",),
-            build=lambda: state.build_report(
-                app, mode=LIVE, checks=state.healthz_checks, server_software=server_software
-            ),
+            app, key=("healthz",), checks=state.healthz_checks, server_software=server_software
         )
         status = report.status
     except Exception as exc:  # a probe gets an answer, whatever happened

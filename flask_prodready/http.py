@@ -18,7 +18,6 @@ from .extension import AppState, get_state
 from .findings import Report, Status
 from .healthz import HEALTH_JSON, healthz_answer
 from .redaction import Redactor
-from .registry import LIVE
 from .render.html import render_html, stylesheet_text
 from .render.json import render_json
 from .settings import Settings
@@ -170,14 +169,9 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             report: Report = state.cached_report(
                 app_obj,
                 key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
-                build=lambda: state.build_report(
-                    app_obj,
-                    mode=LIVE,
-                    tags=tags,
-                    exclude=exclude,
-                    server_software=environ.get("SERVER_SOFTWARE"),
-                    environ=environ,
-                ),
+                checks=state.registry.select(tags, exclude),
+                server_software=environ.get("SERVER_SOFTWARE"),
+                environ=environ,
             )
         except Exception as exc:  # the report endpoint answers, whatever happened
             logger.error("flask-prodready could not build the report: %s", type(exc).__name__)

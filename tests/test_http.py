@@ -467,3 +467,31 @@ def test_planned_check_in_healthz_checks_is_logged(
     with caplog.at_level("WARNING", logger="flask_prodready"):
         make_app(PRODREADY_HEALTHZ_CHECKS=["tls.http_redirect"])
     assert "tls.http_redirect, not built yet" in caplog.text
+
+
+def test_followers_wait_as_long_as_the_slowest_check(
+    make_app: Callable[..., Flask], auth: dict[str, str]
+) -> None:
+    """A request joining a run whose check has a long timeout of its own gets the report,
+    not a 503, even though PRODREADY_CHECK_TIMEOUT is short."""
+    ext = ProdReady()
+
+    @ext.check("demo.deliberate", title="Slow by nature", timeout=10.0)
+    def deliberate(ctx: CheckContext) -> None:
+        time.sleep(1.5)  # longer than PRODREADY_CHECK_TIMEOUT plus the waiting margin
+
+    app = make_app(ext, PRODREADY_CHECK_TIMEOUT=0.2, PRODREADY_CACHE_SECONDS=30)
+    codes: list[int] = []
+    barrier = threading.Barrier(3)
+
+    def ask() -> None:
+        client = app.test_client()
+        barrier.wait()
+        codes.append(client.get("/_readiness?tag=demo", headers=auth).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert codes == [200, 200, 200]

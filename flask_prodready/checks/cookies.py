@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from ..context import CheckContext
 from ..findings import Finding, Level
 from ..registry import LIVE, check
+from ._live import observed_traffic
 
 
 @check(
@@ -87,9 +88,7 @@ def check_remember_secure(ctx: CheckContext) -> Iterator[Finding]:
     "or the extension's *_COOKIE_SECURE / *_COOKIE_HTTPONLY settings).",
 )
 def check_observed_insecure(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = ctx.observation
-    if traffic is None or traffic.requests == 0:
-        ctx.skip("this worker has not served any request yet (besides the health endpoints)")
+    traffic = observed_traffic(ctx)
     # Names and missing flags only: a cookie's value is never recorded.
     for name, missing in sorted(traffic.insecure_cookies.items()):
         yield ctx.finding(

@@ -17,8 +17,8 @@ from flask import Flask
 
 from ..context import CheckContext
 from ..findings import Finding, Level
-from ..observation import TrafficSnapshot
 from ..registry import LIVE, check
+from ._live import observed_traffic
 
 #: How deep the WSGI chain is followed.
 MAX_CHAIN_DEPTH = 32
@@ -67,13 +67,6 @@ def proxy_trust(app: Flask) -> ProxyTrust | None:
     return None
 
 
-def _traffic(ctx: CheckContext) -> TrafficSnapshot:
-    traffic = ctx.observation
-    if traffic is None or traffic.requests == 0:
-        ctx.skip("this worker has not served any request yet (besides the health endpoints)")
-    return traffic
-
-
 @check(
     "proxy.missing_proxyfix",
     level=Level.ERROR,
@@ -84,7 +77,7 @@ def _traffic(ctx: CheckContext) -> TrafficSnapshot:
     modes=[LIVE],
 )
 def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = _traffic(ctx)
+    traffic = observed_traffic(ctx)
     trust = proxy_trust(ctx.app)
     ignored = []
     if traffic.with_xff and traffic.remote_rewritten == 0 and not (trust and trust.x_for):
@@ -114,7 +107,7 @@ def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
     modes=[LIVE],
 )
 def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = _traffic(ctx)
+    traffic = observed_traffic(ctx)
     if traffic.with_xff and not traffic.with_xfp:
         yield ctx.finding(
             f"{traffic.with_xff} requests came through a proxy (X-Forwarded-For) without "
@@ -134,7 +127,7 @@ def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
     "forwarded_allow_ips set to the proxy's address.",
 )
 def check_scheme_mismatch(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = _traffic(ctx)
+    traffic = observed_traffic(ctx)
     if traffic.https_forwarded_seen_as_http:
         yield ctx.finding(
             f"The proxy said https (X-Forwarded-Proto) on {traffic.https_forwarded_seen_as_http}"
@@ -154,7 +147,7 @@ def check_scheme_mismatch(ctx: CheckContext) -> Iterator[Finding]:
     "nginx); each extra hop lets clients choose their own address.",
 )
 def check_too_many_hops(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = _traffic(ctx)
+    traffic = observed_traffic(ctx)
     trust = proxy_trust(ctx.app)
     if trust is None or trust.x_for <= 0:
         return

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..context import CheckContext
 from ..findings import Finding, Level
 from ..registry import LIVE, check
+from ._live import observed_traffic
 from ._source_scan import project_root
 
 #: App config keys that name an upload folder, in the order they are looked at.
@@ -129,9 +130,7 @@ def check_upload_folder(ctx: CheckContext) -> Iterator[Finding]:
     "expires 7d; }) or use WhiteNoise; each file through Flask ties up a worker.",
 )
 def check_served_by_app(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = ctx.observation
-    if traffic is None or traffic.requests == 0:
-        ctx.skip("this worker has not served any request yet (besides the health endpoints)")
+    traffic = observed_traffic(ctx)
     if traffic.static_served:
         examples = ", ".join(traffic.static_samples[:3])
         yield ctx.finding(

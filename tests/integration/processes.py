@@ -122,11 +122,18 @@ def environment(folder: Path, extra: Mapping[str, str] | None = None) -> dict[st
 
 @contextmanager
 def gunicorn(
-    folder: Path, target: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    folder: Path,
+    target: str,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    logs: Path | None = None,
 ) -> Iterator[int]:
-    """gunicorn serving ``target`` (``module:app``) from ``folder``; yields its port."""
+    """gunicorn serving ``target`` (``module:app``) from ``folder``; yields its port.
+
+    Its log goes to ``logs`` (default: ``folder``).
+    """
     port = free_port()
-    log = folder / f"gunicorn-{port}.log"
+    log = (logs or folder) / f"gunicorn-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [

@@ -8,26 +8,18 @@ included, is seen as sent.
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-#: The folder holding the ``example_app`` package: where the processes started here run.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT = 15.0
-STOP_TIMEOUT = 30.0
+from .processes import PROJECT_ROOT, fetch, gunicorn
+
 DEMO_TIMEOUT = 60.0
 #: Variables of the outer environment that would change the app under test.
 DROPPED_VARIABLES = (
@@ -47,29 +39,8 @@ class Server:
     """The running gunicorn: its port, its master's PID and the report's bearer token."""
 
     port: int
-    pid: int
     token: str
     instance_path: Path
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP response, read completely."""
-
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def base_environment() -> dict[str, str]:
@@ -80,35 +51,10 @@ def base_environment() -> dict[str, str]:
     return env
 
 
-def fetch(
-    port: int, path: str, method: str = "GET", headers: Mapping[str, str] | None = None
-) -> Answer:
-    """Send one request to 127.0.0.1:``port`` and read the whole answer."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        connection.request(method, path, headers=dict(headers or {}))
-        response = connection.getresponse()
-        return Answer(response.status, response.headers, response.read())
-    finally:
-        connection.close()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process's PID, then wait; SIGKILL if it does not stop in time."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The example app, production configuration, under gunicorn with two workers."""
     folder = tmp_path_factory.mktemp("example-gunicorn")
-    port = free_port()
     token = secrets.token_urlsafe(32)
     env = base_environment()
     env.update(
@@ -117,41 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         PRODREADY_TOKEN=token,
         EXAMPLE_INSTANCE_PATH=str(folder / "instance"),
     )
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--no-control-socket",
-        "-w",
-        "2",
-        "-b",
-        f"{HOST}:{port}",
-        "example_app.wsgi:app",
-    ]
-    log_path = folder / "gunicorn.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not come up:\n{log_path.read_text()[-3000:]}")
-            try:
-                if fetch(port, "/healthz").status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        yield Server(port=port, pid=process.pid, token=token, instance_path=folder / "instance")
-    finally:
-        stop(process)
+    with gunicorn(PROJECT_ROOT, "example_app.wsgi:app", ["-w", "2"], env, logs=folder) as port:
+        yield Server(port=port, token=token, instance_path=folder / "instance")
 
 
 @pytest.mark.integration
@@ -195,7 +108,7 @@ def test_readiness_with_token_comes_from_a_gunicorn_worker(server: Server) -> No
     report = answer.json()
     assert report["status"] in ("pass", "warn", "fail")
     assert report["worker"]["server"].startswith("gunicorn/")
-    assert report["worker"]["pid"] not in (os.getpid(), server.pid)
+    assert report["worker"]["pid"] != os.getpid()
     assert report["checks"]["example.database_file"] == {"status": "pass"}
     assert server.token not in answer.body.decode()
 

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo docs test lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m example_app.demo
 
-## test: the whole suite (unit, integration with real gunicorn, ruff and mypy)
-test: $(STAMP)
+## docs: the documentation site from docs/, built strictly (a broken link or anchor fails) into site/
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict -d site/
+
+## test: the docs, then the whole suite (unit, integration with real gunicorn, ruff and mypy)
+test: $(STAMP) docs
 	$(PY) -m pytest
+
+## bench: throughput and p99 of an app with and without ProdReady, under gunicorn and wrk
+bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
+	$(PY) benchmarks/overhead.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -30,4 +39,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site

@@ -8,7 +8,6 @@ The per-request cost is one wrapped ``start_response`` and a few counter updates
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +48,10 @@ class ProdReadyMiddleware:
         def observing_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
-            # Observation must never break the app's own responses.
-            with contextlib.suppress(Exception):
+            try:
                 record.record(environ, entry_remote, status, headers)
+            except Exception:
+                pass
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, observing_start_response)

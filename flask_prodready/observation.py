@@ -128,7 +128,9 @@ class TrafficRecord:
         self._chains: Counter[int] = Counter()
         self._xfp: Counter[str] = Counter()
         self._schemes: Counter[str] = Counter()
-        self._missing: Counter[str] = Counter()
+        # Judged responses counted by the set of security headers they lacked: one
+        # increment per response; per-header counts are summed when a snapshot is taken.
+        self._lacking: Counter[frozenset[str]] = Counter()
         self._samples: dict[str, str] = {}
         self._missing_samples: dict[str, list[str]] = {}
         self._cookies: dict[str, tuple[str, ...]] = {}
@@ -200,15 +202,14 @@ class TrafficRecord:
                 counts["with_xfh"] += 1
             if judged:
                 counts["judged"] += 1
-                for name in SECURITY_HEADERS:
-                    seen = found.get(name) if found is not None else None
-                    if seen is None:
-                        self._missing[name] += 1
-                        samples = self._missing_samples.setdefault(name, [])
-                        if len(samples) < MAX_SAMPLES and path not in samples:
-                            samples.append(path[:200])
-                    else:
-                        self._samples[name] = seen
+                lacking = _ALL_LACKING if found is None else _SECURITY_HEADER_SET.difference(found)
+                self._lacking[lacking] += 1
+                if found is not None:
+                    self._samples.update(found)
+                for name in lacking:  # sample paths, until each list is full
+                    samples = self._missing_samples.setdefault(name, [])
+                    if len(samples) < MAX_SAMPLES and path not in samples:
+                        samples.append(path[:200])
             if bad_cookies is not None:
                 counts["cookies"] += 1
                 for cookie_name, missing in bad_cookies:
@@ -218,6 +219,13 @@ class TrafficRecord:
                 counts["static"] += 1
                 if len(self._static_samples) < MAX_SAMPLES and path not in self._static_samples:
                     self._static_samples.append(path[:200])
+
+    def _missing_counts(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for lacking, count in self._lacking.items():
+            for name in lacking:
+                totals[name] += count
+        return dict(totals)
 
     def snapshot(self) -> TrafficSnapshot:
         with self._lock:
@@ -234,7 +242,7 @@ class TrafficRecord:
                 scheme_seen=dict(self._schemes),
                 https_forwarded_seen_as_http=c["https_forwarded_seen_as_http"],
                 xfp_applied=c["xfp_applied"],
-                missing_headers=dict(self._missing),
+                missing_headers=self._missing_counts(),
                 judged_responses=c["judged"],
                 header_samples=dict(self._samples),
                 missing_samples={k: tuple(v) for k, v in self._missing_samples.items()},
@@ -257,6 +265,7 @@ def static_prefixes(app: Flask) -> tuple[str, ...]:
 
 
 _SECURITY_HEADER_SET = frozenset(SECURITY_HEADERS)
+_ALL_LACKING = _SECURITY_HEADER_SET
 _STATIC_CODES = frozenset({"200", "206", "304"})
 #: Schemes counted by name; anything else a client sends is counted as "other".
 _SCHEMES = frozenset({"http", "https"})

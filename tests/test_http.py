@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask import Flask, session
 
-from flask_prodready import CheckContext, Finding, ProdReady
+from flask_prodready import CheckContext, Finding, ProdReady, extension
+from flask_prodready.checks import builtin_checks
+from flask_prodready.registry import PLANNED, make_check
 
 from .support import TOKEN
 
@@ -461,12 +463,30 @@ def test_report_that_cannot_be_built_is_503_json(
 
 
 def test_planned_check_in_healthz_checks_is_logged(
-    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+    make_app: Callable[..., Flask],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Naming a check not built yet in PRODREADY_HEALTHZ_CHECKS logs a warning at start."""
+    planned = make_check("demo.planned", level="error", title="Planned", kind=PLANNED)
+    monkeypatch.setattr(extension, "builtin_checks", lambda: [*builtin_checks(), planned])
     with caplog.at_level("WARNING", logger="flask_prodready"):
-        make_app(PRODREADY_HEALTHZ_CHECKS=["tls.http_redirect"])
-    assert "tls.http_redirect, not built yet" in caplog.text
+        make_app(PRODREADY_HEALTHZ_CHECKS=["demo.planned"])
+    assert "demo.planned, not built yet" in caplog.text
+
+
+def test_remote_check_in_healthz_checks_is_logged(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Naming a remote-only check (tls.*) in PRODREADY_HEALTHZ_CHECKS logs a warning at start;
+    a tag that also selects one does not."""
+    with caplog.at_level("WARNING", logger="flask_prodready"):
+        make_app(PRODREADY_HEALTHZ_CHECKS=["tls.http_redirect", "security"])
+    assert caplog.messages == [
+        "PRODREADY_HEALTHZ_CHECKS names tls.http_redirect, which cannot judge in the running "
+        "server (see `flask readiness --list`): /healthz reports them as skipped and cannot "
+        "fail on them"
+    ]
 
 
 def test_followers_wait_as_long_as_the_slowest_check(
@@ -495,3 +515,20 @@ def test_followers_wait_as_long_as_the_slowest_check(
     for thread in threads:
         thread.join(20)
     assert codes == [200, 200, 200]
+
+
+def test_html_links_only_catalogue_checks(
+    make_app: Callable[..., Flask], auth: dict[str, str]
+) -> None:
+    """The page links built-in checks to their reference; a custom check has no dead link."""
+    ext = ProdReady()
+
+    @ext.check("myapp.thing", title="Mine")
+    def thing(ctx: CheckContext) -> Iterator[Finding]:
+        yield ctx.finding("custom finding")
+
+    app = make_app(ext, DEBUG=True)
+    page = app.test_client().get("/_readiness?format=html", headers=auth).get_data(as_text=True)
+    assert "checks.md#configdebug" in page
+    assert '<span class="check-id">myapp.thing</span>' in page
+    assert "#myappthing" not in page

@@ -45,6 +45,8 @@ def render_html(report: Report, *, stylesheet_url: str, registry: Registry) -> s
     """The report as a self-contained page (plus its stylesheet)."""
     template = _environment().get_template("prodready/report.html")
     titles = {item.id: item.title for item in registry}
+    # Only the catalogue's own checks have a reference page; custom checks get no link.
+    documented = {item.id for item in registry if item.origin.startswith("flask_prodready")}
     return template.render(
         report=report,
         status=report.status,
@@ -53,6 +55,7 @@ def render_html(report: Report, *, stylesheet_url: str, registry: Registry) -> s
         passed=ids_with_status(report, Status.PASS),
         skipped=skipped_by_reason(report),
         titles=titles,
+        documented=documented,
         levels=list(Level),
         stylesheet_url=stylesheet_url,
         docs_url=DOCS_URL,

@@ -1,9 +1,12 @@
 """``python -m example_app.demo``: the example app under gunicorn, with its readiness report.
 
-It starts what a production deploy would (gunicorn, two workers, ``FLASK_CONFIG=production``)
-on a free port of 127.0.0.1, with a fresh random ``SECRET_KEY`` and ``PRODREADY_TOKEN``
-and a temporary folder for the instance and its SQLite file, so it touches nothing of
-yours and needs no setup. Once ``/healthz`` answers it prints the URLs, what
+It does what a production deploy would (``flask db upgrade``, then gunicorn with the deploy
+kit's ``deploy/gunicorn.conf.py`` when the checkout has it, two workers,
+``FLASK_CONFIG=production``) on a free port of 127.0.0.1, with a fresh random
+``SECRET_KEY`` and ``PRODREADY_TOKEN`` and a temporary folder for the instance and its
+SQLite file, so it touches nothing of yours and needs no setup. There is no nginx in
+front: the report honestly says SQLite, and whatever the host lacks. Once ``/healthz``
+answers it prints the URLs, what
 ``/healthz`` and ``/_readiness`` say, a ``curl`` line to copy, and the output of
 ``flask --app example_app readiness``; then it serves until Ctrl-C or SIGTERM and stops
 gunicorn cleanly.
@@ -35,6 +38,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from . import LIVENESS_PATH
+
 #: The folder that holds the ``example_app`` package: the working directory of the
 #: processes the demo starts, so ``example_app`` imports wherever the demo is run from.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +59,22 @@ POLL_TIMEOUT = 1.0
 LOG_TAIL_LINES = 20
 #: Variables of the caller's environment the demo replaces or drops, so that its app is
 #: exactly the production configuration described above.
-CONTROLLED_VARIABLES = ("DATABASE_URL", "FLASK_DEBUG", "FLASK_APP", "TRUSTED_HOSTS")
+CONTROLLED_VARIABLES = (
+    "DATABASE_URL",
+    "FLASK_DEBUG",
+    "FLASK_APP",
+    "TRUSTED_HOSTS",
+    "PROXY_HOPS",
+    "LOG_LEVEL",
+    "SENTRY_DSN",
+    "SENTRY_ENVIRONMENT",
+    "SENTRY_RELEASE",
+    "GUNICORN_BIND",
+    "GUNICORN_CMD_ARGS",
+    "WEB_CONCURRENCY",
+)
+#: The deploy kit's gunicorn settings, used when the checkout has them.
+GUNICORN_CONFIG = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
 
 
 def free_port(host: str = HOST) -> int:
@@ -87,8 +107,9 @@ def demo_environment(
     return env
 
 
-def gunicorn_command(port: int) -> list[str]:
-    """The gunicorn command line: the venv's gunicorn, two workers, loopback only.
+def gunicorn_command(port: int, config: Path | None = None) -> list[str]:
+    """The gunicorn command line: the venv's gunicorn with the settings file ``config``
+    if given, two workers, loopback only (the options win over the file).
 
     ``--no-control-socket``: gunicorn 27 otherwise opens a control socket under
     ``~/.gunicorn/``, which a throwaway demo has no business leaving behind.
@@ -97,6 +118,7 @@ def gunicorn_command(port: int) -> list[str]:
         sys.executable,
         "-m",
         "gunicorn",
+        *(["-c", str(config)] if config is not None else []),
         "--no-control-socket",
         "-w",
         str(WORKERS),
@@ -164,16 +186,20 @@ def stop_server(server: subprocess.Popen[bytes]) -> int:
 
 
 def report_lines(base_url: str, token: str) -> list[str]:
-    """What ``/healthz`` and ``/_readiness`` say, as lines to print."""
+    """What ``/livez``, ``/healthz`` and ``/_readiness`` say, as lines to print."""
+    livez_url = f"{base_url}{LIVENESS_PATH}"
     healthz_url = f"{base_url}/healthz"
     readiness_url = f"{base_url}/_readiness"
+    livez_status, livez_body = fetch(livez_url)
     status, body = fetch(healthz_url)
     lines = [
         "URLs",
-        f"  liveness   {healthz_url}",
-        f"  readiness  {readiness_url}   (needs the bearer token)",
+        f"  liveness   {livez_url}   (a worker answers; never touches the database)",
+        f"  health     {healthz_url}   (readiness: production adds database.unreachable)",
+        f"  report     {readiness_url}   (needs the bearer token)",
         f"  the app    {base_url}/",
         "",
+        f"GET {LIVENESS_PATH} -> {livez_status} {livez_body.strip()}",
         f"GET /healthz -> {status} {body.strip()}",
     ]
     status, body = fetch(readiness_url, {"Authorization": f"Bearer {token}"})
@@ -200,12 +226,16 @@ def report_lines(base_url: str, token: str) -> list[str]:
     return lines
 
 
-def cli_report(env: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Run ``flask --app example_app readiness`` in ``env``; the command line shown and
-    the lines to print (its output and what its exit status means).
+def cli_report(env: Mapping[str, str], gunicorn_config: Path | None) -> tuple[str, list[str]]:
+    """Run ``flask --app example_app readiness`` in ``env`` (judging ``gunicorn_config``
+    when given); the command line shown and the lines to print (its output and what its
+    exit status means).
     """
-    command = [sys.executable, "-m", "flask", "--app", "example_app", "readiness"]
-    shown = "flask --app example_app readiness"
+    arguments = ["--app", "example_app", "readiness"]
+    if gunicorn_config is not None:
+        arguments += ["--gunicorn-config", str(gunicorn_config)]
+    command = [sys.executable, "-m", "flask", *arguments]
+    shown = shlex.join(["flask", *arguments])
     try:
         result = subprocess.run(
             command,
@@ -223,6 +253,30 @@ def cli_report(env: Mapping[str, str]) -> tuple[str, list[str]]:
         result.returncode, "usage error or crash"
     )
     return shown, [*lines, f"(exit status {result.returncode}: {meaning})"]
+
+
+def upgrade_database(env: Mapping[str, str]) -> tuple[bool, list[str]]:
+    """Run ``flask --app example_app db upgrade`` in ``env``, as a deploy does before it
+    starts the new code (production creates no table itself); whether it worked, and
+    its output when it did not.
+    """
+    command = [sys.executable, "-m", "flask", "--app", "example_app", "db", "upgrade"]
+    try:
+        result = subprocess.run(
+            command,
+            cwd=PROJECT_ROOT,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False, [f"(did not finish within {CLI_TIMEOUT:.0f} s)"]
+    if result.returncode == 0:
+        return True, []
+    output = (result.stdout + result.stderr).rstrip().splitlines()
+    return False, [*output[-LOG_TAIL_LINES:], f"(exit status {result.returncode})"]
 
 
 def _print(lines: Sequence[str], out: TextIO) -> None:
@@ -256,7 +310,16 @@ def _run_in(folder: Path, once: bool, port: int, stop: threading.Event, out: Tex
     )
     base_url = f"http://{HOST}:{port}"
     log_path = folder / "gunicorn.log"
-    command = gunicorn_command(port)
+    _print(["$ flask --app example_app db upgrade   (FLASK_CONFIG=production, SQLite)"], out)
+    upgraded, lines = upgrade_database(env)
+    if not upgraded:
+        print("demo: the database migrations failed", file=sys.stderr)
+        print("\n".join(lines), file=sys.stderr)
+        return 1
+    _print(["  the database is at the migrations head", ""], out)
+    # Relative to the working directory (the project), so the line shown reads as typed.
+    config = GUNICORN_CONFIG.relative_to(PROJECT_ROOT) if GUNICORN_CONFIG.is_file() else None
+    command = gunicorn_command(port, config)
     _print([f"Starting: {shlex.join(['gunicorn', *command[3:]])}  (FLASK_CONFIG=production)"], out)
     with log_path.open("wb") as log:
         # A session of its own: Ctrl-C in the terminal reaches the demo only, which then
@@ -287,7 +350,7 @@ def _run_in(folder: Path, once: bool, port: int, stop: threading.Event, out: Tex
             return 1
         _print([f"gunicorn is up (master pid {server.pid}, {WORKERS} workers)", ""], out)
         _print(report_lines(base_url, token), out)
-        shown, lines = cli_report(env)
+        shown, lines = cli_report(env, config)
         _print(["", f"$ {shown}", *lines, ""], out)
         if once:
             return 0

@@ -2,12 +2,15 @@
 
 Exit codes: 0 when no unsilenced finding is at or above ``--fail-level``, 1 when one
 is, 2 for a usage error (unknown tag, id, format or level), always one line on stderr.
+With ``--url`` (remote mode) the command hands off to :mod:`flask_prodready.remote`
+before any app is loaded; the ``prodready`` console script is the same command.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,14 +18,16 @@ from flask import Flask, current_app
 from flask.cli import NoAppException, ScriptInfo
 
 from .extension import EXTENSION_KEY, AppState
-from .findings import Level
+from .findings import Level, Report
 from .redaction import Redactor
-from .registry import CLI
+from .registry import CLI, Registry
 from .render.json import render_json
+from .render.junit import render_junit
+from .render.sarif import SourceLocations, render_sarif
 from .render.text import render_catalogue, render_text
 from .server import load_gunicorn_config
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "junit", "sarif")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
@@ -49,7 +54,14 @@ class ReadinessCommand(click.Command):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as exc:
-            raise UsageFailure(exc.format_message()) from None
+            message = exc.format_message()
+            if "unexpected extra argument" in message:
+                # click would echo the argument, which may be a token typed by mistake.
+                message = (
+                    "unexpected argument (not shown); the token is read from the environment "
+                    "(PRODREADY_TOKEN or --token-env NAME), never from the command line"
+                )
+            raise UsageFailure(message) from None
 
 
 def _usage(message: str) -> UsageFailure:
@@ -84,13 +96,39 @@ def _load_app() -> tuple[Flask, AppState]:
     return app, state
 
 
+def render_report(
+    report: Report,
+    output_format: str,
+    threshold: Level,
+    *,
+    registry: Registry,
+    app: Flask | None = None,
+) -> str:
+    """``report`` in one of :data:`FORMATS`: the dispatch ``flask readiness`` and remote mode
+    (``--url``, ``prodready``) share. Without an app (remote mode), SARIF results point at
+    the current folder."""
+    if output_format == "json":
+        return render_json(report)
+    if output_format == "junit":
+        return render_junit(report, threshold)
+    if output_format == "sarif":
+        locations = (
+            SourceLocations.for_app(app)
+            if app is not None
+            else SourceLocations(Path.cwd().resolve(), ".")
+        )
+        return render_sarif(report, registry=registry, locations=locations)
+    return render_text(report)
+
+
 @click.command("readiness", cls=ReadinessCommand)
 @click.option(
     "--format",
     "output_format",
     default="text",
     show_default=True,
-    help="Output format: text (for people) or json (the /_readiness body).",
+    help="Output format: text (for people), json (the /_readiness body), junit (JUnit XML "
+    "for CI test reports) or sarif (SARIF 2.1.0 for code scanning).",
 )
 @click.option(
     "--fail-level",
@@ -131,6 +169,37 @@ def _load_app() -> tuple[Flask, AppState]:
     is_flag=True,
     help="Print the catalogue of checks (id, level, tags, title) and exit.",
 )
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Remote mode: fetch and gate the report of a live instance at this URL instead of "
+    "loading the app (a URL without a path gets /_readiness).",
+)
+@click.option(
+    "--token-env",
+    metavar="NAME",
+    help="With --url: the environment variable holding the token "
+    "(default PRODREADY_TOKEN). The token is never taken from the command line.",
+)
+@click.option(
+    "--cafile",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --url: trust the CA certificates in this PEM file instead of the system's "
+    "(a private CA).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    metavar="SECONDS",
+    help="With --url: seconds for connecting and for the answer (default 10).",
+)
+@click.option(
+    "--http-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="With --url: the port tls.http_redirect asks plain http:// on (default 80).",
+)
 def readiness_command(
     output_format: str,
     fail_level: str,
@@ -139,6 +208,11 @@ def readiness_command(
     gunicorn_config: str | None,
     audit: bool,
     list_only: bool,
+    url: str | None,
+    token_env: str | None,
+    cafile: str | None,
+    timeout: float | None,
+    http_port: int | None,
 ) -> None:
     """Check this app's production readiness and exit non-zero when it is not ready."""
     output_format = output_format.lower()
@@ -148,6 +222,33 @@ def readiness_command(
         threshold = Level.parse(fail_level)
     except ValueError as exc:
         raise _usage(f"--fail-level: {exc}") from None
+    if url is not None:  # remote mode: the local app is not loaded at all
+        local = {"--list": list_only, "--gunicorn-config": gunicorn_config, "--audit": audit}
+        for name, given in local.items():
+            if given:
+                raise _usage(f"{name} is about the local app and cannot be combined with --url")
+        from .remote import run_remote
+
+        run_remote(
+            url,
+            output_format=output_format,
+            threshold=threshold,
+            tags=tags,
+            exclude=excludes,
+            token_env=token_env,
+            cafile=cafile,
+            timeout=timeout,
+            http_port=http_port,
+        )
+    remote = {
+        "--token-env": token_env,
+        "--cafile": cafile,
+        "--timeout": timeout,
+        "--http-port": http_port,
+    }
+    for name, value in remote.items():
+        if value is not None:
+            raise _usage(f"{name} only applies with --url URL (remote mode)")
     app, state = _load_app()
 
     if list_only:
@@ -171,8 +272,8 @@ def readiness_command(
     report = state.build_report(
         app, mode=CLI, tags=tags, exclude=excludes, gunicorn=gunicorn, options={"audit": audit}
     )
-    if output_format == "json":
-        click.echo(render_json(report), nl=False)
-    else:
-        click.echo(render_text(report), nl=False)
+    click.echo(
+        render_report(report, output_format, threshold, registry=state.registry, app=app),
+        nl=False,
+    )
     sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)

@@ -258,12 +258,26 @@ class ProdReady:
                 f"PRODREADY_HEALTHZ_CHECKS names {unknown[0]!r}, which is neither a check id "
                 "nor a tag (see `flask readiness --list`)"
             )
-        planned = [c.id for c in registry.select_names(settings.healthz_checks) if c.func is None]
+        selected = registry.select_names(settings.healthz_checks)
+        planned = [c.id for c in selected if c.func is None]
         if planned:
             logger.warning(
                 "PRODREADY_HEALTHZ_CHECKS names %s, not built yet in this version of "
                 "flask-prodready: /healthz reports them as skipped and cannot fail on them",
                 ", ".join(planned),
+            )
+        # Named by id only: a tag such as "security" may well span checks of other modes.
+        elsewhere = [
+            c.id
+            for c in selected
+            if c.func is not None and LIVE not in c.modes and c.id in settings.healthz_checks
+        ]
+        if elsewhere:
+            logger.warning(
+                "PRODREADY_HEALTHZ_CHECKS names %s, which cannot judge in the running server "
+                "(see `flask readiness --list`): /healthz reports them as skipped and cannot "
+                "fail on them",
+                ", ".join(elsewhere),
             )
         state = AppState(self, settings, registry)
         state.config_at_init = dict(app.config)

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request, url_for
+from werkzeug.datastructures import MIMEAccept
 
 from .extension import AppState, get_state
 from .findings import Report, Status
@@ -20,11 +21,14 @@ from .healthz import HEALTH_JSON, healthz_answer
 from .redaction import Redactor
 from .render.html import render_html, stylesheet_text
 from .render.json import render_json
+from .render.openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
+from .render.openmetrics import render_openmetrics
 from .settings import Settings
 
 logger = logging.getLogger("flask_prodready")
 
-FORMATS = ("json", "html")
+FORMATS = ("json", "html", "openmetrics")
+OPENMETRICS = "application/openmetrics-text"
 QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
 #: Query parameters that look like a token: refused, because URLs end up in logs.
 TOKEN_PARAMETERS = frozenset({"token", "access_token", "bearer", "auth", "authorization"})
@@ -58,6 +62,19 @@ def _no_cookie_response_class(app: Flask) -> type[Response]:
         (app.response_class,),
         {"set_cookie": ignore, "delete_cookie": ignore, "__module__": __name__},
     )
+
+
+def _without_parameters(accept: MIMEAccept) -> MIMEAccept:
+    """``Accept`` with media-type parameters dropped, each type at its best quality.
+
+    Prometheus asks for ``application/openmetrics-text;version=1.0.0``, which Werkzeug
+    would not match against the bare type.
+    """
+    best: dict[str, float] = {}
+    for value, quality in accept:
+        media_type = value.partition(";")[0].strip().lower()
+        best[media_type] = max(quality, best.get(media_type, 0.0))
+    return MIMEAccept(list(best.items()))
 
 
 def _shown(value: str) -> str:
@@ -136,10 +153,10 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
     def negotiate(fmt: str | None) -> str:
         if fmt is not None:
             return fmt
-        best = request.accept_mimetypes.best_match(
-            ["application/json", HEALTH_JSON, "text/html"], default="application/json"
+        best = _without_parameters(request.accept_mimetypes).best_match(
+            ["application/json", HEALTH_JSON, "text/html", OPENMETRICS], default="application/json"
         )
-        return "html" if best == "text/html" else "json"
+        return {"text/html": "html", OPENMETRICS: "openmetrics"}.get(best, "json")
 
     def authorised(state: AppState) -> bool:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -177,7 +194,12 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
             return error(503, "the report could not be built; see the server log")
         code = 503 if report.status is Status.FAIL else 200
-        if negotiate(fmt) == "html":
+        chosen = negotiate(fmt)
+        if chosen == "openmetrics":
+            # Always 200: a scraper drops the body of any other answer, and the status
+            # is in the metrics (prodready_status).
+            return respond(render_openmetrics(report), 200, OPENMETRICS_CONTENT_TYPE)
+        if chosen == "html":
             stylesheet = url_for("prodready.stylesheet")  # honours SCRIPT_NAME
             page = render_html(report, stylesheet_url=stylesheet, registry=state.registry)
             return respond(

@@ -12,7 +12,7 @@ from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady, Status
 from flask_prodready.extension import get_state
-from flask_prodready.registry import CLI, LIVE
+from flask_prodready.registry import CLI, LIVE, PLANNED, make_check
 
 
 def _report(app: Flask, mode: str = CLI, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -128,7 +128,8 @@ def test_silenced_finding_is_reported_but_does_not_fail(make_app: Callable[..., 
 def test_live_only_and_planned_checks_are_skipped_with_reason(
     make_app: Callable[..., Flask],
 ) -> None:
-    """From the CLI a live-only check is skipped with a reason; a planned one too; never pass."""
+    """From the CLI a live-only or a remote-only check is skipped with a reason; a planned
+    one too; never pass."""
     ext = ProdReady()
 
     @ext.check("demo.live", title="Live only", modes=[LIVE])
@@ -136,11 +137,17 @@ def test_live_only_and_planned_checks_are_skipped_with_reason(
         raise AssertionError("must not run from the CLI")
 
     app = make_app(ext)
+    get_state(app).registry.add(make_check("demo.planned", level="error", title="P", kind=PLANNED))
     report = _report(app)
     live = report.outcomes["demo.live"]
     assert live.status is Status.SKIPPED
     assert live.reason == "can only judge from the running server, not here"
-    planned = report.outcomes["tls.http_redirect"]
+    remote = report.outcomes["tls.http_redirect"]
+    assert (remote.status, remote.reason) == (
+        Status.SKIPPED,
+        "can only judge from a remote client, not here",
+    )
+    planned = report.outcomes["demo.planned"]
     assert planned.status is Status.SKIPPED
     assert planned.reason == "not built yet in this version of flask-prodready"
     assert "prodready.check_crashed" not in report.outcomes

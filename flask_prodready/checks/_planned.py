@@ -8,7 +8,7 @@ table into the area's module (a registered check replaces its reserved row).
 
 from __future__ import annotations
 
-from ..registry import CLI, LIVE, PLANNED, REMOTE, Check, make_check
+from ..registry import CLI, LIVE, PLANNED, Check, make_check
 
 _BOTH = (LIVE, CLI)
 
@@ -120,20 +120,6 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...], str, tuple[str, ...]], ...] = (
         ("live",),
         "The app does not serve /static itself",
         (LIVE,),
-    ),
-    (
-        "tls.certificate_expiry",
-        "error",
-        ("security", "remote"),
-        "The TLS certificate does not expire within 30 days",
-        (REMOTE,),
-    ),
-    (
-        "tls.http_redirect",
-        "warning",
-        ("security", "remote"),
-        "Plain http:// redirects to https://",
-        (REMOTE,),
     ),
 )
 

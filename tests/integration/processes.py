@@ -205,8 +205,15 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+{servers}
+}}
+"""
+#: A server block proxying to the app; ``{listen}`` is ``HOST:PORT`` or ``HOST:PORT ssl``.
+PROXY_SERVER = """
     server {{
-        listen {host}:{port};
+        listen {listen};
+{tls}
+{locations}
         location / {{
             proxy_pass http://{host}:{upstream};
             proxy_set_header Host $host;
@@ -214,7 +221,29 @@ http {{
 {extra}
         }}
     }}
-}}
+"""
+#: A location serving a folder from disk, as the deploy kit's site serves /static/.
+STATIC_LOCATION = """
+        location {url} {{
+            alias {folder}/;
+            # A real nginx.conf includes mime.types; this one names what static folders hold.
+            types {{
+                text/css css;
+                text/javascript js;
+                image/png png;
+                image/svg+xml svg;
+            }}
+            expires 7d;
+            add_header X-Content-Type-Options "nosniff" always;
+            access_log off;
+        }}
+"""
+#: A plain-HTTP server block that sends every request to the https:// port.
+REDIRECT_SERVER = """
+    server {{
+        listen {host}:{port};
+        return 301 https://$host:{https_port}$request_uri;
+    }}
 """
 
 
@@ -228,26 +257,54 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def nginx(folder: Path, upstream: int, extra_directives: Sequence[str] = ()) -> Iterator[int]:
+def nginx(
+    folder: Path,
+    upstream: int,
+    extra_directives: Sequence[str] = (),
+    *,
+    static: tuple[str, Path] | None = None,
+) -> Iterator[int]:
     """nginx on a free port proxying to 127.0.0.1:``upstream``; yields its port.
 
     It always sends X-Forwarded-For; ``extra_directives`` add lines to the location
     (for example ``proxy_set_header X-Forwarded-Proto https;`` as TLS termination would).
+    ``static`` is (URL prefix, folder): nginx serves those files itself, as a production
+    site does (``deploy/nginx-example-app.conf``), and they never reach the app. nginx's
+    workers run as ``nobody`` when it starts as root: the folder must be world-readable.
     """
     port = free_port()
-    work = folder / f"nginx-{port}"
+    locations = "" if static is None else STATIC_LOCATION.format(url=static[0], folder=static[1])
+    server = _proxy_server(f"{HOST}:{port}", upstream, extra_directives, locations=locations)
+    with _run_nginx(folder, f"nginx-{port}", server, [port]):
+        yield port
+
+
+def _proxy_server(
+    listen: str,
+    upstream: int,
+    extra_directives: Sequence[str] = (),
+    tls: Sequence[str] = (),
+    *,
+    locations: str = "",
+) -> str:
+    return PROXY_SERVER.format(
+        listen=listen,
+        host=HOST,
+        upstream=upstream,
+        tls="\n".join(f"        {line}" for line in tls),
+        locations=locations,
+        extra="\n".join(f"            {line}" for line in extra_directives),
+    )
+
+
+@contextmanager
+def _run_nginx(folder: Path, name: str, servers: str, ports: Sequence[int]) -> Iterator[None]:
+    """nginx with ``servers`` in its own folder, until every one of ``ports`` accepts."""
+    work = folder / name
     work.mkdir()
     work.chmod(0o755)
     conf = work / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            dir=work,
-            host=HOST,
-            port=port,
-            upstream=upstream,
-            extra="\n".join(f"            {line}" for line in extra_directives),
-        )
-    )
+    conf.write_text(NGINX_CONF.format(dir=work, servers=servers))
     log = work / "error.log"
     with (work / "stdout.log").open("wb") as out:
         process = subprocess.Popen(
@@ -256,7 +313,66 @@ def nginx(folder: Path, upstream: int, extra_directives: Sequence[str] = ()) -> 
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for_port(port, process, log)
-        yield port
+        for port in ports:
+            wait_for_port(port, process, log)
+        yield
     finally:
         stop(process, signal.SIGQUIT)
+
+
+def self_signed_certificate(folder: Path, days: int) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost valid for ``days`` days, and its key."""
+    certificate, key = folder / f"cert-{days}d.pem", folder / f"key-{days}d.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days)),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+            *("-keyout", str(key), "-out", str(certificate)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return certificate, key
+
+
+@dataclass(frozen=True)
+class TlsPorts:
+    """Where a TLS-terminating nginx listens: https, and plain http when it serves one."""
+
+    https: int
+    http: int | None
+
+
+@contextmanager
+def nginx_tls(
+    folder: Path,
+    upstream: int,
+    certificate: Path,
+    key: Path,
+    *,
+    plain_http: str | None = None,
+) -> Iterator[TlsPorts]:
+    """nginx terminating TLS with ``certificate`` on a free port, proxying to
+    127.0.0.1:``upstream`` with ``X-Forwarded-Proto https``.
+
+    ``plain_http`` adds a plain-HTTP server on another free port: ``"redirect"`` answers
+    every request with a 301 to the https:// port, ``"proxy"`` serves the app there too.
+    """
+    https, http = free_port(), None
+    tls = [f"ssl_certificate {certificate};", f"ssl_certificate_key {key};"]
+    forwarded = ["proxy_set_header X-Forwarded-Proto $scheme;"]
+    servers = _proxy_server(f"{HOST}:{https} ssl", upstream, forwarded, tls)
+    if plain_http is not None:
+        http = free_port()
+        while http == https:
+            http = free_port()
+        if plain_http == "redirect":
+            servers += REDIRECT_SERVER.format(host=HOST, port=http, https_port=https)
+        elif plain_http == "proxy":
+            servers += _proxy_server(f"{HOST}:{http}", upstream, forwarded)
+        else:
+            raise ValueError(f"plain_http must be 'redirect' or 'proxy', not {plain_http!r}")
+    ports = [https] if http is None else [https, http]
+    with _run_nginx(folder, f"nginx-{https}", servers, ports):
+        yield TlsPorts(https, http)

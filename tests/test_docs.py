@@ -87,3 +87,29 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "checks" / "index.html").exists()
+
+
+def _sections(page: str) -> dict[str, str]:
+    """{id: the first paragraph under its heading, on one line}."""
+    found = {}
+    for match in re.finditer(r"^### `([a-z0-9_]+\.[a-z0-9_]+)`\n\n(.+?)\n\n", page, re.M | re.S):
+        found[match.group(1)] = " ".join(match.group(2).split())
+    return found
+
+
+def test_each_entry_states_the_registry_title_level_and_tags(page: str) -> None:
+    """Each entry opens with the check's title, default level and tags, as registered."""
+    from flask_prodready.checks import builtin_checks
+    from flask_prodready.runner import ENGINE_CHECKS
+
+    sections = _sections(page)
+    wrong = []
+    for item in [*ENGINE_CHECKS, *builtin_checks()]:
+        opening = sections.get(item.id, "")
+        parts = (
+            f"{item.title}. **Level** {item.level.value}",
+            f"**Tags** {', '.join(item.tags)} ",
+        )
+        if not (opening.startswith(parts[0]) and parts[1] in opening):
+            wrong.append((item.id, opening[:200]))
+    assert wrong == []

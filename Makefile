@@ -3,14 +3,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo docs test lint format clean
+.PHONY: bench demo docs test lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,example]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
 
 ## demo: the example app on SQLite under gunicorn on 127.0.0.1, with its readiness report
 demo: $(STAMP)
@@ -24,10 +29,13 @@ docs: $(STAMP)
 test: $(STAMP) docs
 	$(PY) -m pytest
 
-## bench: throughput and p99 of an app with and without ProdReady, under gunicorn and wrk
-bench: $(STAMP)
+## bench: the benchmark suite (python -m benchmarks): throughput and p99 under gunicorn and
+## wrk, a cold report on PostgreSQL, the CLI's wall time, memory; BENCH_ARGS=--quick, --json F
+bench: $(BENCH_STAMP)
 	command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q wrk)
-	$(PY) benchmarks/overhead.py $(BENCH_ARGS)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends postgresql)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

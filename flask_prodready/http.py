@@ -160,14 +160,20 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
 
     def authorised(state: AppState) -> bool:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        token = credentials.strip()
+        # Only spaces and tabs (RFC 9110's whitespace): str.strip() would also drop a
+        # no-break space or other Latin-1 bytes, and the token must be sent exactly.
+        token = credentials.strip(" \t")
         return scheme.lower() == "bearer" and bool(token) and state.token_matches(token)
 
     def readiness() -> Response:
         state = get_state(current_app)
         if state.settings.token is None:
             return error(404, "not found")
-        if TOKEN_PARAMETERS.intersection(k.lower() for k in request.args):
+        try:
+            names = list(request.args)
+        except UnicodeDecodeError:  # raw bytes that are not UTF-8: Werkzeug decodes strictly
+            return error(400, "the query string is not valid UTF-8; percent-encode it")
+        if TOKEN_PARAMETERS.intersection(k.lower() for k in names):
             return error(
                 400,
                 "the token is never accepted in the query string (URLs are "

@@ -3,9 +3,10 @@
 Masking by *value* rather than by field means a secret is hidden wherever it turns up:
 in a finding's message, in ``observed``, in the text of an exception a driver raised
 with the database URL in it. The secrets are collected from the app's config (every
-key that names a secret, ``SECRET_KEY_FALLBACKS``, passwords inside URLs, DSNs) and
-from the environment, then matched in their common encodings (URL-quoted, ``repr``
-and JSON escaped).
+key that names a secret, at any depth, ``SECRET_KEY_FALLBACKS``, passwords inside URLs,
+DSNs), from the environment and from the active Sentry client (whose DSN may be given
+to ``sentry_sdk.init`` in code), then matched in their common encodings (URL-quoted,
+``repr`` and JSON escaped).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -53,7 +55,9 @@ _SETTING_WORDS = frozenset(
         "enabled",
     }
 )
-_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^:/@\s]*)(?::([^@\s/]*))?@")
+#: ``scheme://user:password@``. The password may hold "/" (SQLAlchemy takes a base64
+#: password written unquoted); the user may not, or every "a://b/c@d" would match.
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^:/@\s]*)(?::([^@\s]*))?@")
 
 
 def is_secret_name(name: str) -> bool:
@@ -104,12 +108,49 @@ def collect_secrets(
                 if named_secret and not (source is environ and text.lower() in _SETTING_WORDS):
                     secrets.add(text)
                 secrets.update(_url_secrets(text, with_user="DSN" in key.upper()))
+            if source is config and not named_secret:
+                secrets.update(_nested_secrets(value))
     return {s for s in secrets if s}
+
+
+def _nested_secrets(value: Any) -> Iterable[str]:
+    """Values under secret-named keys inside a config value (``SQLALCHEMY_ENGINE_OPTIONS``'
+    ``connect_args={"password": ...}``, a dict of API clients' tokens)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and is_secret_name(key):
+                yield from _strings(item)
+            else:
+                yield from _nested_secrets(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _nested_secrets(item)
+
+
+def sentry_secrets() -> set[str]:
+    """The DSN of the process's active Sentry client and the key inside it.
+
+    Apps often pass the DSN to ``sentry_sdk.init`` in code, where neither the config nor
+    the environment shows it. sentry-sdk is not imported here: if the app has not
+    imported it, no client exists.
+    """
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None:
+        return set()
+    try:
+        get_client = getattr(sentry_sdk, "get_client", None)
+        client = get_client() if get_client is not None else sentry_sdk.Hub.current.client
+        dsn = getattr(client, "dsn", None)
+    except Exception:  # an SDK this code does not know: nothing to add
+        return set()
+    if not isinstance(dsn, str) or not dsn:
+        return set()
+    return {dsn, *_url_secrets(dsn, with_user=True)}
 
 
 def _variants(secret: str) -> set[str]:
     """The forms a secret takes when a library prints it."""
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), repr(secret)[1:-1]}
+    forms = {secret, quote(secret), quote(secret, safe=""), quote_plus(secret), repr(secret)[1:-1]}
     forms.add(json.dumps(secret)[1:-1])
     forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
     with contextlib.suppress(UnicodeEncodeError):  # lone surrogates: the plain form will do
@@ -131,14 +172,17 @@ class Redactor:
 
     @classmethod
     def for_config(cls, config: Mapping[str, Any], extra: Iterable[str] = ()) -> Redactor:
-        return cls(collect_secrets(config) | set(extra))
+        return cls(collect_secrets(config) | sentry_secrets() | set(extra))
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced by ``***``."""
         if self._pattern is None or not value:
             return value
-        # Again while it changes: a secret that ends in "*" could re-form next to a mask.
-        for _ in range(3):
+        # Again until nothing changes: a secret that ends in "*" could re-form from a mask
+        # and what precedes it ("abcde" * 4 + "***" for the secret "abcde***"). Every pass
+        # that changes the text shortens it or replaces a character other than "*", so
+        # twice its length bounds the passes.
+        for _ in range(2 * len(value) + 1):
             masked = self._pattern.sub(MASK, value)
             if masked == value:
                 break

@@ -48,6 +48,8 @@ ENGINE_CHECKS = (CHECK_CRASHED, CHECK_TIMEOUT)
 
 #: Longest exception message kept in a crash finding.
 MAX_EXCEPTION_MESSAGE = 300
+#: Most findings one check run may give; more is a bug in the check (reported as a crash).
+MAX_FINDINGS = 1000
 
 _MODE_NAMES = {LIVE: "the running server", CLI: "the command line", REMOTE: "a remote client"}
 
@@ -89,6 +91,10 @@ def _collect(check: Check, result: object) -> tuple[Finding, ...]:
         if item.id != check.id:
             raise ValueError(f"yielded a finding with id {item.id!r}; use ctx.finding()")
         findings.append(item)
+        if len(findings) > MAX_FINDINGS:
+            # A check that yields without end would fill the worker's memory, for ever:
+            # its thread outlives the report and cannot be stopped from outside.
+            raise ValueError(f"yielded more than {MAX_FINDINGS} findings")
     return tuple(findings)
 
 
@@ -98,6 +104,8 @@ class Runner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[str, _Attempt] = {}
+        #: Seconds each check took the last time it finished: the slow ones start first.
+        self._last_duration: dict[str, float] = {}
 
     def running_count(self) -> int:
         """How many checks hold a thread right now (hung ones from earlier runs included)."""
@@ -141,6 +149,12 @@ class Runner:
                     self._running[item.id] = attempt
                     fresh.append(attempt)
                 waiting.append((item, attempt))
+            # The slowest checks of the last run start first. ``Thread.start`` waits until
+            # the new thread has taken the GIL, so with checks already running the last of
+            # ~50 threads starts many milliseconds after the first: a check that waits on a
+            # server (a database connection) should be waiting while the quick ones run,
+            # not start after them.
+            fresh.sort(key=lambda a: self._last_duration.get(a.check.id, 0.0), reverse=True)
         for attempt in fresh:
             assert attempt.thread is not None
             attempt.thread.start()
@@ -194,9 +208,16 @@ class Runner:
             attempt.outcome = CheckOutcome(item.id, status, findings)
         except CheckSkipped as skipped:
             attempt.outcome = CheckOutcome(item.id, Status.SKIPPED, reason=skipped.reason)
-        except Exception as exc:
+        except BaseException as exc:
+            # BaseException too: SystemExit or KeyboardInterrupt raised by a check would
+            # otherwise end this thread unreported, and the check would read as timed out.
             name = type(exc).__name__
-            text = str(exc)[:MAX_EXCEPTION_MESSAGE]
+            try:
+                described = str(exc)
+            except Exception:  # an exception whose str() raises is still a crash to report
+                described = ""
+            # Masked before it is cut: a secret across the cut would leave a piece behind.
+            text = redactor.text(described)[:MAX_EXCEPTION_MESSAGE]
             message = f"check {item.id} raised {name}" + (f": {text}" if text else "")
             finding = _engine_finding(
                 CHECK_CRASHED, item, message, {"check": item.id, "exception": name}
@@ -210,9 +231,11 @@ class Runner:
                 redactor.text("".join(traceback.format_exception(exc))),
             )
         finally:
+            duration = time.monotonic() - begun
             if attempt.outcome is not None:
-                attempt.outcome = replace(attempt.outcome, duration=time.monotonic() - begun)
+                attempt.outcome = replace(attempt.outcome, duration=duration)
             with self._lock:
+                self._last_duration[item.id] = duration
                 if self._running.get(item.id) is attempt:
                     del self._running[item.id]
             attempt.done.set()

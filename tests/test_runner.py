@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady, Status
+from flask_prodready import runner as runner_module
 from flask_prodready.extension import get_state
 from flask_prodready.registry import CLI, LIVE, PLANNED, make_check
 
@@ -215,6 +217,37 @@ def test_checks_run_in_parallel(make_app: Callable[..., Flask]) -> None:
     report = _report(app, tags=["demo"])
     assert time.monotonic() - started < 1.5
     assert all(report.outcomes[f"demo.sleep{i}"].status is Status.PASS for i in range(5))
+
+
+def test_the_slowest_checks_of_the_last_run_start_first(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads start in the order of the checks' last durations, slowest first (the first
+    run in registry order), so a check that waits on a server overlaps the quick ones."""
+    ext = ProdReady()
+    for name, seconds in (("alpha", 0.0), ("beta", 0.2), ("gamma", 0.05)):
+
+        @ext.check(f"demo.{name}", title="Sleeps")
+        def sleeps(ctx: CheckContext, seconds: float = seconds) -> None:
+            time.sleep(seconds)
+
+    app = make_app(ext)
+    started: list[str] = []
+
+    class RecordingThread(threading.Thread):
+        def start(self) -> None:
+            started.append(self.name)
+            super().start()
+
+    recording = types.SimpleNamespace(
+        Thread=RecordingThread, Lock=threading.Lock, Event=threading.Event
+    )
+    monkeypatch.setattr(runner_module, "threading", recording)
+    _report(app, tags=["demo"])
+    assert started == ["prodready:demo.alpha", "prodready:demo.beta", "prodready:demo.gamma"]
+    started.clear()
+    _report(app, tags=["demo"])
+    assert started == ["prodready:demo.beta", "prodready:demo.gamma", "prodready:demo.alpha"]
 
 
 def test_a_check_can_have_its_own_timeout(make_app: Callable[..., Flask]) -> None:

@@ -32,7 +32,11 @@ class ReportCache:
             self._entries.clear()
 
     def get_or_build(
-        self, key: Hashable, ttl: float, build: Callable[[], Report], wait: float
+        self,
+        key: Hashable,
+        ttl: float,
+        build: Callable[[], Report],
+        wait: float | Callable[[], float],
     ) -> Report:
         """The cached report for ``key``, the one being built, or a new one from ``build``.
 
@@ -42,7 +46,7 @@ class ReportCache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] > now:
-                return replace(entry[1], cached=True)
+                return entry[1]  # the same marked copy for every hit
             future = self._inflight.get(key)
             leader = future is None
             if future is None:
@@ -50,7 +54,8 @@ class ReportCache:
                 self._inflight[key] = future
                 self.runs += 1
         if not leader:
-            return replace(future.result(timeout=wait), cached=True)
+            limit = wait() if callable(wait) else wait
+            return replace(future.result(timeout=limit), cached=True)
 
         try:
             report = build()
@@ -63,7 +68,9 @@ class ReportCache:
         with self._lock:
             self._inflight.pop(key, None)
             if ttl > 0:
-                self._entries[key] = (time.monotonic() + ttl, report)
+                # Marked once here, so a hit is a dictionary lookup (and renderers can
+                # recognise the very same object to reuse what they rendered).
+                self._entries[key] = (time.monotonic() + ttl, replace(report, cached=True))
                 self._evict(time.monotonic())
         future.set_result(report)
         return report

@@ -151,24 +151,34 @@ class AppState:
         app: Flask,
         *,
         key: tuple[Any, ...],
-        checks: list[Check],
+        checks: list[Check] | Callable[[], list[Check]],
         server_software: str | None = None,
         environ: Mapping[str, Any] | None = None,
     ) -> Report:
         """A live report of ``checks``, shared between concurrent callers and reused for the
         cache period. A caller waits for a shared run as long as its slowest check may take.
+
+        ``checks`` may be a function, so a cache hit does not even select them.
         """
-        longest = max(
-            (item.timeout or self.settings.check_timeout for item in checks),
-            default=self.settings.check_timeout,
-        )
+
+        def selected() -> list[Check]:
+            return checks() if callable(checks) else checks
+
+        def wait() -> float:
+            default = self.settings.check_timeout
+            return max((c.timeout or default for c in selected()), default=default) + WAIT_MARGIN
+
         return self.cache.get_or_build(
             key,
             self.settings.cache_seconds,
             lambda: self.build_report(
-                app, mode=LIVE, checks=checks, server_software=server_software, environ=environ
+                app,
+                mode=LIVE,
+                checks=selected(),
+                server_software=server_software,
+                environ=environ,
             ),
-            wait=longest + WAIT_MARGIN,
+            wait=wait,
         )
 
 

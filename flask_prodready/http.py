@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request, url_for
@@ -32,6 +33,8 @@ OPENMETRICS = "application/openmetrics-text"
 QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
 #: Query parameters that look like a token: refused, because URLs end up in logs.
 TOKEN_PARAMETERS = frozenset({"token", "access_token", "bearer", "auth", "authorization"})
+#: Rendered bodies kept for cached reports (one per format and stylesheet URL).
+MAX_RENDERED = 16
 #: Longest query value accepted; ids and tags are short.
 MAX_VALUE_LENGTH = 200
 #: Query values echoed back in an error are cut to this many characters.
@@ -85,6 +88,21 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
     """The routes for one app, at the paths its config names."""
     blueprint = Blueprint("prodready", __name__)
     response_class = _no_cookie_response_class(app)
+
+    # A cached report is one object for every hit: its rendered body is kept beside it,
+    # so serving from the cache renders nothing. Bounded; a new report replaces the old.
+    bodies: dict[tuple[str, ...], tuple[Report, str]] = {}
+
+    def rendered(report: Report, variant: tuple[str, ...], render: Callable[[], str]) -> str:
+        kept = bodies.get(variant)
+        if kept is not None and kept[0] is report:
+            return kept[1]
+        body = render()
+        if report.cached:  # only cached reports come back; a fresh one is rendered once
+            if len(bodies) >= MAX_RENDERED:
+                bodies.clear()
+            bodies[variant] = (report, body)
+        return body
 
     def respond(body: str | bytes, status: int, content_type: str, **headers: str) -> Response:
         response = response_class(body, status=status, content_type=content_type)
@@ -192,7 +210,7 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             report: Report = state.cached_report(
                 app_obj,
                 key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
-                checks=state.registry.select(tags, exclude),
+                checks=lambda: state.registry.select(tags, exclude),
                 server_software=environ.get("SERVER_SOFTWARE"),
                 environ=environ,
             )
@@ -204,10 +222,15 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
         if chosen == "openmetrics":
             # Always 200: a scraper drops the body of any other answer, and the status
             # is in the metrics (prodready_status).
-            return respond(render_openmetrics(report), 200, OPENMETRICS_CONTENT_TYPE)
+            body = rendered(report, ("openmetrics",), lambda: render_openmetrics(report))
+            return respond(body, 200, OPENMETRICS_CONTENT_TYPE)
         if chosen == "html":
             stylesheet = url_for("prodready.stylesheet")  # honours SCRIPT_NAME
-            page = render_html(report, stylesheet_url=stylesheet, registry=state.registry)
+            page = rendered(
+                report,
+                ("html", stylesheet),
+                lambda: render_html(report, stylesheet_url=stylesheet, registry=state.registry),
+            )
             return respond(
                 page,
                 code,
@@ -217,7 +240,7 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
                     "img-src 'self'; frame-ancestors 'none'"
                 },
             )
-        return respond(render_json(report), code, HEALTH_JSON)
+        return respond(rendered(report, ("json",), lambda: render_json(report)), code, HEALTH_JSON)
 
     def stylesheet() -> Response:
         state = get_state(current_app)

@@ -154,6 +154,7 @@ class Registry:
 
     def __init__(self, checks: Iterable[Check] = ()) -> None:
         self._checks: dict[str, Check] = {}
+        self._tags: frozenset[str] | None = None  # computed on first use, reset by add()
         for item in checks:
             self.add(item)
 
@@ -168,6 +169,7 @@ class Registry:
                 "check ids must be unique"
             )
         self._checks[item.id] = item
+        self._tags = None
         return item
 
     def __contains__(self, check_id: object) -> bool:
@@ -188,7 +190,10 @@ class Registry:
 
     @property
     def tags(self) -> frozenset[str]:
-        return frozenset(tag for item in self._checks.values() for tag in item.tags)
+        """Every tag of every check (asked on each report request: kept between calls)."""
+        if self._tags is None:
+            self._tags = frozenset(tag for item in self._checks.values() for tag in item.tags)
+        return self._tags
 
     def unknown_tags(self, tags: Iterable[str]) -> list[str]:
         known = self.tags

@@ -532,3 +532,24 @@ def test_html_links_only_catalogue_checks(
     assert "checks.md#configdebug" in page
     assert '<span class="check-id">myapp.thing</span>' in page
     assert "#myappthing" not in page
+
+
+def test_cached_hits_reuse_the_rendered_body(
+    make_app: Callable[..., Flask], auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report served from the cache is rendered once, not on every hit."""
+    import flask_prodready.http as http_module
+
+    calls: list[int] = []
+    real = http_module.render_json
+
+    def counting(report):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(report)
+
+    monkeypatch.setattr(http_module, "render_json", counting)
+    client = make_app(PRODREADY_CACHE_SECONDS=30).test_client()
+    bodies = [client.get("/_readiness", headers=auth).get_data() for _ in range(5)]
+    assert len(calls) == 2  # the fresh report, then the cached copy once
+    assert len(set(bodies[1:])) == 1
+    assert b'"cached": true' in bodies[-1]

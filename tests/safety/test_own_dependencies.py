@@ -22,7 +22,7 @@ from ..checks.test_dependencies import OsvStub
 
 DISTRIBUTION = "flask-prodready"
 #: Extras for the project's own tooling, not for apps that use it.
-TOOLING_EXTRAS = frozenset({"example", "test"})
+TOOLING_EXTRAS = frozenset({"example", "test", "bench"})
 AUDIT_TIMEOUT = 180
 
 

@@ -22,8 +22,6 @@ from .findings import Level, Report
 from .redaction import Redactor
 from .registry import CLI, Registry
 from .render.json import render_json
-from .render.junit import render_junit
-from .render.sarif import SourceLocations, render_sarif
 from .render.text import render_catalogue, render_text
 from .server import load_gunicorn_config
 
@@ -109,9 +107,14 @@ def render_report(
     the current folder."""
     if output_format == "json":
         return render_json(report)
+    # JUnit and SARIF are imported when asked for: this module loads with every app.
     if output_format == "junit":
+        from .render.junit import render_junit
+
         return render_junit(report, threshold)
     if output_format == "sarif":
+        from .render.sarif import SourceLocations, render_sarif
+
         locations = (
             SourceLocations.for_app(app)
             if app is not None

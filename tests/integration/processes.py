@@ -133,53 +133,30 @@ def gunicorn(
     Its log goes to ``logs`` (default: ``folder``).
     """
     port = free_port()
-    log = (logs or folder) / f"gunicorn-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--no-control-socket",
-                "--chdir",
-                str(folder),
-                "-b",
-                f"{HOST}:{port}",
-                *args,
-                target,
-            ],
-            cwd=folder,
-            env=environment(folder, env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, process, log)
+    command = ["-m", "gunicorn", "--no-control-socket", "--chdir", str(folder),
+               "-b", f"{HOST}:{port}", *args, target]  # fmt: skip
+    with _serving(folder, command, env, (logs or folder) / f"gunicorn-{port}.log", port):
         yield port
-    finally:
-        stop(process)
 
 
 @contextmanager
 def flask_run(folder: Path, module: str, env: Mapping[str, str] | None = None) -> Iterator[int]:
     """Werkzeug's development server (`flask run`) serving ``module``; yields its port."""
     port = free_port()
-    log = folder / f"flask-run-{port}.log"
+    command = ["-m", "flask", "--app", module, "run", "--host", HOST, "--port", str(port),
+               "--no-reload"]  # fmt: skip
+    with _serving(folder, command, env, folder / f"flask-run-{port}.log", port):
+        yield port
+
+
+@contextmanager
+def _serving(
+    folder: Path, command: list[str], env: Mapping[str, str] | None, log: Path, port: int
+) -> Iterator[None]:
+    """Run ``python COMMAND`` in ``folder``, wait for ``port``, stop it by PID at the end."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "flask",
-                "--app",
-                module,
-                "run",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--no-reload",
-            ],
+            [sys.executable, *command],
             cwd=folder,
             env=environment(folder, env),
             stdout=out,
@@ -187,7 +164,7 @@ def flask_run(folder: Path, module: str, env: Mapping[str, str] | None = None) -
         )
     try:
         wait_for_port(port, process, log)
-        yield port
+        yield
     finally:
         stop(process)
 

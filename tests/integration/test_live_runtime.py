@@ -101,6 +101,19 @@ def report(port: int) -> dict[str, Any]:
     return body
 
 
+def readiness(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`flask --app naked readiness ARGS` in ``project``, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "naked", "readiness", *args],
+        cwd=project,
+        env=environment(project, ENV),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def fired(body: dict[str, Any]) -> set[str]:
     return {f["id"] for f in body["findings"] if not f["silenced"]}
 
@@ -213,75 +226,19 @@ def test_cli_gunicorn_config(project: Path) -> None:
     """`flask readiness --gunicorn-config` on a bad file: bind, workers and timeout."""
     conf = project / "bad.conf.py"
     conf.write_text("bind = '0.0.0.0:8000'\nworkers = 1\ntimeout = 0\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "naked",
-            "readiness",
-            "--tag",
-            "gunicorn",
-            "--gunicorn-config",
-            str(conf),
-            "--format",
-            "json",
-        ],
-        cwd=project,
-        env=environment(project, ENV),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = readiness(project, "--tag", "gunicorn", "--gunicorn-config", str(conf), "--format",
+                     "json")  # fmt: skip
     body = json.loads(done.stdout)
     assert {"server.bind_public", "server.workers", "server.timeout"} <= fired(body)
     assert done.returncode == 0  # warnings only: below the default --fail-level error
-    without = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "naked",
-            "readiness",
-            "--tag",
-            "gunicorn",
-            "--format",
-            "json",
-        ],
-        cwd=project,
-        env=environment(project, ENV),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    without = readiness(project, "--tag", "gunicorn", "--format", "json")
     checks = json.loads(without.stdout)["checks"]
     assert checks["server.workers"]["status"] == "skipped"
 
 
 def test_cli_gunicorn_config_missing_file(project: Path) -> None:
     """A missing gunicorn file is a one-line usage error, exit 2."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "naked",
-            "readiness",
-            "--gunicorn-config",
-            str(project / "nope.conf.py"),
-        ],
-        cwd=project,
-        env=environment(project, ENV),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = readiness(project, "--gunicorn-config", str(project / "nope.conf.py"))
     assert done.returncode == 2
     assert done.stderr.startswith("Error: could not read the gunicorn config")
     assert len(done.stderr.splitlines()) == 1

@@ -139,6 +139,8 @@ class Report:
     mode: str
     cached: bool = False
     findings: tuple[Finding, ...] = field(init=False)
+    status: Status = field(init=False)
+    """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``."""
 
     def __post_init__(self) -> None:
         ordered = sorted(
@@ -146,16 +148,13 @@ class Report:
             key=lambda f: (f.silenced, -f.level.rank, f.id, f.message),
         )
         object.__setattr__(self, "findings", tuple(ordered))
-
-    @property
-    def status(self) -> Status:
-        """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``."""
-        active = [f for f in self.findings if not f.silenced]
+        active = [f for f in ordered if not f.silenced]
+        status = Status.PASS
         if any(f.level.rank >= Level.ERROR.rank for f in active):
-            return Status.FAIL
-        if any(f.level is Level.WARNING for f in active):
-            return Status.WARN
-        return Status.PASS
+            status = Status.FAIL
+        elif any(f.level is Level.WARNING for f in active):
+            status = Status.WARN
+        object.__setattr__(self, "status", status)
 
     def summary(self) -> dict[str, int]:
         """Counts of unsilenced findings per level, and of passed, skipped and silenced."""

@@ -41,6 +41,11 @@ MAX_VALUE_LENGTH = 200
 SHOWN_VALUE_LENGTH = 60
 #: Headers copied from the request environ into the run, for checks to read.
 ENVIRON_KEYS = ("SERVER_SOFTWARE", "wsgi.multithread", "wsgi.multiprocess", "wsgi.url_scheme")
+#: Distinct ``Accept`` headers whose negotiated format is remembered (monitors repeat one).
+MAX_NEGOTIATED = 64
+#: Headers of every report response.
+REPORT_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
+HTML_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'"
 
 
 class _BadRequest(Exception):
@@ -91,13 +96,15 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
 
     # A cached report is one object for every hit: its rendered body is kept beside it,
     # so serving from the cache renders nothing. Bounded; a new report replaces the old.
-    bodies: dict[tuple[str, ...], tuple[Report, str]] = {}
+    bodies: dict[tuple[str, ...], tuple[Report, bytes]] = {}
+    # What each Accept header a client sent negotiated to (bounded).
+    negotiated: dict[str, str] = {}
 
-    def rendered(report: Report, variant: tuple[str, ...], render: Callable[[], str]) -> str:
+    def rendered(report: Report, variant: tuple[str, ...], render: Callable[[], str]) -> bytes:
         kept = bodies.get(variant)
         if kept is not None and kept[0] is report:
             return kept[1]
-        body = render()
+        body = render().encode("utf-8")
         if report.cached:  # only cached reports come back; a fresh one is rendered once
             if len(bodies) >= MAX_RENDERED:
                 bodies.clear()
@@ -105,11 +112,12 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
         return body
 
     def respond(body: str | bytes, status: int, content_type: str, **headers: str) -> Response:
-        response = response_class(body, status=status, content_type=content_type)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers.update(headers)
-        return response
+        return response_class(
+            body,
+            status=status,
+            headers=[*REPORT_HEADERS, *headers.items()],
+            content_type=content_type,
+        )
 
     def error(status: int, message: str, **extra: Any) -> Response:
         # Values echoed from the query go through redaction like every other output.
@@ -168,57 +176,69 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             )
         return values["tag"], values["exclude"], fmt
 
-    def negotiate(fmt: str | None) -> str:
-        if fmt is not None:
-            return fmt
-        best = _without_parameters(request.accept_mimetypes).best_match(
-            ["application/json", HEALTH_JSON, "text/html", OPENMETRICS], default="application/json"
-        )
-        return {"text/html": "html", OPENMETRICS: "openmetrics"}.get(best, "json")
+    def negotiate(accept: str) -> str:
+        chosen = negotiated.get(accept)
+        if chosen is None:
+            best = _without_parameters(request.accept_mimetypes).best_match(
+                ["application/json", HEALTH_JSON, "text/html", OPENMETRICS],
+                default="application/json",
+            )
+            chosen = {"text/html": "html", OPENMETRICS: "openmetrics"}.get(best, "json")
+            if len(negotiated) >= MAX_NEGOTIATED:
+                negotiated.clear()
+            negotiated[accept] = chosen
+        return chosen
 
-    def authorised(state: AppState) -> bool:
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    def authorised(state: AppState, environ: dict[str, Any]) -> bool:
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         # Only spaces and tabs (RFC 9110's whitespace): str.strip() would also drop a
         # no-break space or other Latin-1 bytes, and the token must be sent exactly.
         token = credentials.strip(" \t")
         return scheme.lower() == "bearer" and bool(token) and state.token_matches(token)
 
     def readiness() -> Response:
-        state = get_state(current_app)
+        # Kept lean: a monitor polling a cached report should cost about a bare route.
+        state = get_state(app)
         if state.settings.token is None:
             return error(404, "not found")
-        try:
-            names = list(request.args)
-        except UnicodeDecodeError:  # raw bytes that are not UTF-8: Werkzeug decodes strictly
-            return error(400, "the query string is not valid UTF-8; percent-encode it")
-        if TOKEN_PARAMETERS.intersection(k.lower() for k in names):
-            return error(
-                400,
-                "the token is never accepted in the query string (URLs are "
-                "logged); send it as 'Authorization: Bearer <token>'",
-            )
-        if not authorised(state):
+        environ: dict[str, Any] = request.environ
+        tags: list[str] = []
+        exclude: list[str] = []
+        fmt: str | None = None
+        if environ.get("QUERY_STRING"):
+            try:
+                names = list(request.args)
+            except UnicodeDecodeError:  # raw bytes that are not UTF-8: Werkzeug is strict
+                return error(400, "the query string is not valid UTF-8; percent-encode it")
+            if TOKEN_PARAMETERS.intersection(k.lower() for k in names):
+                return error(
+                    400,
+                    "the token is never accepted in the query string (URLs are "
+                    "logged); send it as 'Authorization: Bearer <token>'",
+                )
+        if not authorised(state, environ):
             return error(401, "a valid 'Authorization: Bearer <token>' header is required")
-        try:
-            tags, exclude, fmt = parse_query(state)
-        except _BadRequest as bad:
-            return error(400, bad.message, **bad.details)
+        if environ.get("QUERY_STRING"):
+            try:
+                tags, exclude, fmt = parse_query(state)
+            except _BadRequest as bad:
+                return error(400, bad.message, **bad.details)
 
-        app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
-        environ = {k: request.environ[k] for k in ENVIRON_KEYS if k in request.environ}
+        seen = {k: environ[k] for k in ENVIRON_KEYS if k in environ}
         try:
             report: Report = state.cached_report(
-                app_obj,
+                app,
                 key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
                 checks=lambda: state.registry.select(tags, exclude),
-                server_software=environ.get("SERVER_SOFTWARE"),
-                environ=environ,
+                server_software=seen.get("SERVER_SOFTWARE"),
+                environ=seen,
             )
         except Exception as exc:  # the report endpoint answers, whatever happened
             logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
             return error(503, "the report could not be built; see the server log")
         code = 503 if report.status is Status.FAIL else 200
-        chosen = negotiate(fmt)
+        accept = environ.get("HTTP_ACCEPT")
+        chosen = fmt if fmt is not None else negotiate(accept) if accept else "json"
         if chosen == "openmetrics":
             # Always 200: a scraper drops the body of any other answer, and the status
             # is in the metrics (prodready_status).
@@ -235,10 +255,7 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
                 page,
                 code,
                 "text/html; charset=utf-8",
-                **{
-                    "Content-Security-Policy": "default-src 'none'; style-src 'self'; "
-                    "img-src 'self'; frame-ancestors 'none'"
-                },
+                **{"Content-Security-Policy": HTML_CSP},
             )
         return respond(rendered(report, ("json",), lambda: render_json(report)), code, HEALTH_JSON)
 

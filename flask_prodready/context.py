@@ -37,7 +37,9 @@ class RunEnvironment:
     ``server_software`` is the WSGI ``SERVER_SOFTWARE`` of the request that asked for
     the report (``None`` from the CLI). ``gunicorn`` holds gunicorn's resolved settings
     when known. ``observation`` is the live traffic record, and ``options`` carries
-    front-end switches such as the CLI's ``--audit``; ``check_ids`` is the whole catalogue.
+    front-end switches such as the CLI's ``--audit``; ``check_ids`` is the whole catalogue
+    and ``run_ids`` the checks of this run (set by the runner), so checks that need the
+    same answer from a server can ask for it once.
     ``config_at_init`` is the app's config as ``init_app`` saw it: the ``flask`` command
     overwrites ``DEBUG`` from ``FLASK_DEBUG`` after the factory returns.
     """
@@ -51,6 +53,7 @@ class RunEnvironment:
     observation: TrafficSnapshot | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     check_ids: frozenset[str] = frozenset()
+    run_ids: frozenset[str] | None = None
     config_at_init: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -105,6 +108,11 @@ class CheckContext:
     def check_ids(self) -> frozenset[str]:
         """Every check id registered on this app (built-in, entry points, custom)."""
         return self.env.check_ids
+
+    @property
+    def run_ids(self) -> frozenset[str]:
+        """The ids of the checks in this run (this check's alone when not known)."""
+        return self.env.run_ids if self.env.run_ids is not None else frozenset({self.check.id})
 
     def time_left(self) -> float:
         """Seconds until this check is reported as timed out (for bounding loops and I/O)."""

@@ -5,7 +5,8 @@ serves requests elsewhere. A thread cannot be killed, so a check that hangs keep
 thread. The runner therefore never runs the same check twice at once: a run that needs a
 check already running (for another report, or stuck since an earlier one) waits for that
 attempt until its own deadline instead of starting another thread. A check that keeps
-hanging holds at most one thread, however many reports are asked for.
+hanging holds at most one thread, however many reports are asked for. Threads are kept
+between reports (:mod:`.workers`).
 
 A check that raises is reported as ``prodready.check_crashed`` with its id and the
 exception type; the traceback goes to the ``flask_prodready`` logger, redacted.
@@ -13,17 +14,19 @@ exception type; the traceback goes to the ``flask_prodready`` logger, redacted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from .context import CheckContext, CheckSkipped, RunEnvironment
 from .findings import CheckOutcome, Finding, Level, Status
 from .redaction import Redactor
 from .registry import CLI, ENGINE, LIVE, PLANNED, REMOTE, Check, make_check
+from .workers import CHECK_THREADS
 
 logger = logging.getLogger("flask_prodready")
 
@@ -56,13 +59,13 @@ _MODE_NAMES = {LIVE: "the running server", CLI: "the command line", REMOTE: "a r
 
 @dataclass
 class _Attempt:
-    """One check running in its own thread."""
+    """One check running in a thread of its own."""
 
     check: Check
     started: float
     done: threading.Event = field(default_factory=threading.Event)
     outcome: CheckOutcome | None = None
-    thread: threading.Thread | None = None
+    task: Callable[[], None] | None = None
 
 
 def _engine_finding(template: Check, check: Check, message: str, observed: object) -> Finding:
@@ -123,6 +126,8 @@ class Runner:
     ) -> dict[str, CheckOutcome]:
         """Run ``checks`` and return one redacted, silencing-applied outcome per check id."""
         start = time.monotonic()
+        if env.run_ids is None:
+            env = replace(env, run_ids=frozenset(item.id for item in checks))
         outcomes: dict[str, CheckOutcome] = {}
         waiting: list[tuple[Check, _Attempt]] = []
         fresh: list[_Attempt] = []
@@ -136,28 +141,22 @@ class Runner:
                 deadline = start + (item.timeout or timeout)
                 if attempt is None:  # nobody runs it yet: start it
                     attempt = _Attempt(check=item, started=start)
-                    attempt.thread = threading.Thread(
-                        target=self._execute,
-                        args=(
-                            attempt,
-                            CheckContext(env=env, check=item, deadline=deadline),
-                            redactor,
-                        ),
-                        name=f"prodready:{item.id}",
-                        daemon=True,
+                    attempt.task = functools.partial(
+                        self._execute,
+                        attempt,
+                        CheckContext(env=env, check=item, deadline=deadline),
+                        redactor,
                     )
                     self._running[item.id] = attempt
                     fresh.append(attempt)
                 waiting.append((item, attempt))
-            # The slowest checks of the last run start first. ``Thread.start`` waits until
-            # the new thread has taken the GIL, so with checks already running the last of
-            # ~50 threads starts many milliseconds after the first: a check that waits on a
+            # The slowest checks of the last run start first: a check that waits on a
             # server (a database connection) should be waiting while the quick ones run,
             # not start after them.
             fresh.sort(key=lambda a: self._last_duration.get(a.check.id, 0.0), reverse=True)
         for attempt in fresh:
-            assert attempt.thread is not None
-            attempt.thread.start()
+            assert attempt.task is not None
+            CHECK_THREADS.submit(f"prodready:{attempt.check.id}", attempt.task)
 
         for item, attempt in waiting:
             allowed = item.timeout or timeout

@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady, Status
-from flask_prodready import runner as runner_module
 from flask_prodready.extension import get_state
 from flask_prodready.registry import CLI, LIVE, PLANNED, make_check
+from flask_prodready.workers import CHECK_THREADS
 
 
 def _report(app: Flask, mode: str = CLI, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -76,13 +75,13 @@ def test_hanging_check_is_not_restarted(
     """A check that keeps hanging holds one thread, however many uncached runs are made."""
     app, release, _ = troubled
     state = get_state(app)
-    before = threading.active_count()
     for _ in range(5):
         report = _report(app, tags=["demo"], exclude=["demo.slow"])
         timeout = next(f for f in report.findings if f.id == "prodready.check_timeout")
     assert "still running from an earlier report" in timeout.message
     assert state.runner.running_count() == 1
-    assert threading.active_count() <= before + 1
+    hanging = [t for t in threading.enumerate() if t.name == "prodready:demo.hangs"]
+    assert len(hanging) == 1
     release.set()
     deadline = time.monotonic() + 5
     while state.runner.running_count() and time.monotonic() < deadline:
@@ -233,16 +232,13 @@ def test_the_slowest_checks_of_the_last_run_start_first(
 
     app = make_app(ext)
     started: list[str] = []
+    submit = CHECK_THREADS.submit
 
-    class RecordingThread(threading.Thread):
-        def start(self) -> None:
-            started.append(self.name)
-            super().start()
+    def recording(name: str, task: Callable[[], None]) -> None:
+        started.append(name)
+        submit(name, task)
 
-    recording = types.SimpleNamespace(
-        Thread=RecordingThread, Lock=threading.Lock, Event=threading.Event
-    )
-    monkeypatch.setattr(runner_module, "threading", recording)
+    monkeypatch.setattr(CHECK_THREADS, "submit", recording)
     _report(app, tags=["demo"])
     assert started == ["prodready:demo.alpha", "prodready:demo.beta", "prodready:demo.gamma"]
     started.clear()

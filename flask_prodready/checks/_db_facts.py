@@ -2,18 +2,20 @@
 
 ``database.pool_budget`` needs the limits, ``database.superuser`` the role's powers; one
 query per engine answers both, asked once in a probe (see ``_db_probe``) that a second
-check joins while it still runs.
+check joins while it still runs. When ``database.unreachable`` is in the same run, its
+``SELECT 1`` and this query share one connection (:func:`_shared_probes`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..context import CheckContext
 from ._db_engines import MYSQL_BACKENDS, POSTGRESQL, _Database
-from ._db_probe import ANSWER_MARGIN, _budget, _Probe, _query, _start_probe, _wait_to_judge
+from ._db_probe import ANSWER_MARGIN, _ask, _budget, _Probe, _start_probes, _wait_to_judge
 
 #: Roles of managed PostgreSQL services (Amazon RDS, Azure, Cloud SQL) that are
 #: superusers in all but the flag: their members administer the whole server.
@@ -61,10 +63,15 @@ class _Facts:
         return " - ".join(parts)
 
 
-def _server_facts(database: _Database, seconds: float) -> _Facts:
+#: The checks that read the facts.
+FACTS_CHECKS = frozenset({"database.pool_budget", "database.superuser"})
+PING = "SELECT 1"
+
+
+def _server_facts(database: _Database, seconds: float, connection: Any) -> _Facts:
     """Ask a PostgreSQL or MySQL server about the app's role and its connection limits."""
     if database.backend == POSTGRESQL:
-        row = _query(database, seconds, _POSTGRESQL_FACTS)[0]
+        row = _ask(connection, database, seconds, _POSTGRESQL_FACTS)[0]
         superuser = bool(row[1])
         # The role's and the database's CONNECTION LIMIT do not apply to superusers.
         return _Facts(
@@ -82,7 +89,7 @@ def _server_facts(database: _Database, seconds: float) -> _Facts:
             role_limit=None if superuser or int(row[4]) < 0 else int(row[4]),
             database_limit=None if superuser or int(row[6]) < 0 else int(row[6]),
         )
-    row = _query(database, seconds, _MYSQL_FACTS)[0]
+    row = _ask(connection, database, seconds, _MYSQL_FACTS)[0]
     user_limit = int(row[3] or 0)  # the session value is the account's own limit, if set
     return _Facts(
         role=str(row[0]),
@@ -98,15 +105,29 @@ def _server_facts(database: _Database, seconds: float) -> _Facts:
     )
 
 
+def _has_facts(database: _Database) -> bool:
+    return database.backend == POSTGRESQL or database.backend in MYSQL_BACKENDS
+
+
+def _shared_probes(ctx: CheckContext, database: _Database, seconds: float) -> dict[str, _Probe]:
+    """The ``ping`` (``SELECT 1``) and ``facts`` probes of ``database`` that this run needs,
+    asked on one connection by whichever of their checks starts first."""
+    running = ctx.run_ids
+    questions: dict[str, Callable[[Any], Any]] = {}
+    if "database.unreachable" in running:
+        questions["ping"] = lambda connection: _ask(connection, database, seconds, PING)
+    if _has_facts(database) and running & FACTS_CHECKS:
+        questions["facts"] = functools.partial(_server_facts, database, seconds)
+    return _start_probes(database, seconds, questions)
+
+
 def _facts_probes(ctx: CheckContext, databases: Iterable[_Database]) -> dict[int, _Probe]:
     """Ask each PostgreSQL and MySQL server for its facts, all at once."""
     seconds = _budget(ctx)[1]
     return {
-        id(database): _start_probe(
-            "facts", database, functools.partial(_server_facts, database, seconds)
-        )
+        id(database): _shared_probes(ctx, database, seconds)["facts"]
         for database in databases
-        if database.backend == POSTGRESQL or database.backend in MYSQL_BACKENDS
+        if _has_facts(database)
     }
 
 

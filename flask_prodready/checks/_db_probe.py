@@ -6,7 +6,9 @@ asked on a new connection of its own (:func:`_connect`, with the driver's timeou
 lowered to the time left), in a helper thread the check waits for until its deadline
 (:func:`_start_probe`, :func:`_wait`). Checks that ask the same engine the same question
 while an attempt still runs join it instead of starting another: a dead host holds at
-most one helper thread per engine and per kind of question.
+most one helper thread per engine and per kind of question. Questions that checks of one
+run all need are asked in turn on one connection (:func:`_start_probes`): a connection
+costs a PostgreSQL server a process and the client an authentication exchange.
 
 A driver's error may repeat the password: :func:`_error_text` masks it before a finding
 quotes it.
@@ -72,10 +74,72 @@ def _run_probe(key: tuple[int, str, int], probe: _Probe, work: Callable[[], Any]
     except Exception as exc:
         probe.error = exc
     finally:
-        with _probes_lock:
-            if _probes.get(key) is probe:
-                del _probes[key]
-        probe.done.set()
+        _finish(key, probe)
+
+
+def _finish(key: tuple[int, str, int], probe: _Probe) -> None:
+    with _probes_lock:
+        if _probes.get(key) is probe:
+            del _probes[key]
+    probe.done.set()
+
+
+def _run_session(
+    pid: int,
+    database: _Database,
+    seconds: float,
+    asked: list[tuple[str, Callable[[Any], Any], _Probe]],
+) -> None:
+    """Connect once, then answer each question in turn on that connection; each answer is
+    released as soon as it is known."""
+    engine = id(database.engine)
+    try:
+        connection = _connect(database, seconds)
+    except Exception as exc:  # every question fails as a connection of its own would
+        for purpose, _, probe in asked:
+            probe.error = exc
+            _finish((pid, purpose, engine), probe)
+        return
+    try:
+        for purpose, question, probe in asked:
+            try:
+                probe.result = question(connection)
+            except Exception as exc:
+                probe.error = exc
+            _finish((pid, purpose, engine), probe)
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+        for purpose, _, probe in asked:  # released even when a question raised BaseException
+            if not probe.done.is_set():
+                _finish((pid, purpose, engine), probe)
+
+
+def _start_probes(
+    database: _Database, seconds: float, questions: Mapping[str, Callable[[Any], Any]]
+) -> dict[str, _Probe]:
+    """Ask ``questions`` (purpose: function of a DBAPI connection) of ``database`` in turn on
+    one new connection, in one helper thread; a question already being asked (by a check
+    of this run or a hung attempt of an earlier one) is joined rather than asked again."""
+    pid = os.getpid()
+    probes: dict[str, _Probe] = {}
+    asked: list[tuple[str, Callable[[Any], Any], _Probe]] = []
+    with _probes_lock:
+        for purpose, question in questions.items():
+            key = (pid, purpose, id(database.engine))
+            probe = _probes.get(key)
+            if probe is None:
+                probe = _probes[key] = _Probe(started=time.monotonic())
+                asked.append((purpose, question, probe))
+            probes[purpose] = probe
+    if asked:
+        threading.Thread(
+            target=_run_session,
+            args=(pid, database, seconds, asked),
+            name=f"prodready:database.{'+'.join(p for p, _, _ in asked)}",
+            daemon=True,
+        ).start()
+    return probes
 
 
 def _start_probe(purpose: str, database: _Database, work: Callable[[], Any]) -> _Probe:
@@ -215,20 +279,31 @@ def _statement_timeout(database: _Database, seconds: float) -> str | None:
     return None
 
 
+def _ask(connection: Any, database: _Database, seconds: float, sql: str) -> list[tuple[Any, ...]]:
+    """Run one query in a transaction of its own on ``connection``; the rows it returned.
+
+    The transaction is rolled back afterwards, so the statement timeout set for it (and
+    any error) does not reach the next question asked on the same connection.
+    """
+    cursor = connection.cursor()
+    try:
+        bound = _statement_timeout(database, seconds)
+        if bound is not None:
+            cursor.execute(bound)
+        cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+        with contextlib.suppress(Exception):
+            connection.rollback()
+
+
 def _query(database: _Database, seconds: float, sql: str) -> list[tuple[Any, ...]]:
     """Run one query on a new connection and close it; the rows it returned."""
     connection = _connect(database, seconds)
     try:
-        cursor = connection.cursor()
-        try:
-            bound = _statement_timeout(database, seconds)
-            if bound is not None:
-                cursor.execute(bound)
-            cursor.execute(sql)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            with contextlib.suppress(Exception):
-                cursor.close()
+        return _ask(connection, database, seconds, sql)
     finally:
         with contextlib.suppress(Exception):
             connection.close()

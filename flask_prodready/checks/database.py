@@ -22,7 +22,6 @@ app uses them: ``import flask_prodready`` never imports them.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Iterator
@@ -42,7 +41,7 @@ from ._db_engines import (
     _NotApplicable,
     _per_database,
 )
-from ._db_facts import _facts, _facts_probes
+from ._db_facts import _facts, _facts_probes, _shared_probes
 from ._db_migrations import _has_revision, _revision_probes, _script_heads
 from ._db_pool import _budget_findings, _Member, _pool_shape, _workers
 from ._db_probe import (
@@ -51,8 +50,6 @@ from ._db_probe import (
     _NoAnswer,
     _number,
     _ProbeFailed,
-    _query,
-    _start_probe,
     _wait,
     _wait_to_judge,
 )
@@ -86,15 +83,7 @@ def check_unreachable(ctx: CheckContext) -> Iterator[Finding]:
     databases = _databases(ctx)
     begun = time.monotonic()
     until, seconds = _budget(ctx)
-    probes = [
-        (
-            database,
-            _start_probe(
-                "ping", database, functools.partial(_query, database, seconds, "SELECT 1")
-            ),
-        )
-        for database in databases
-    ]
+    probes = [(database, _shared_probes(ctx, database, seconds)["ping"]) for database in databases]
     for database, probe in probes:
         try:
             _wait(probe, until, begun)

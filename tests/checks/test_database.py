@@ -465,6 +465,68 @@ class TestPoolBudget:
         assert outcome.reason.endswith("; database.unreachable reports it)")
 
 
+class TestSharedConnection:
+    """unreachable, pool_budget and superuser in one run ask on one connection."""
+
+    IDS = ("database.unreachable", "database.pool_budget", "database.superuser")
+
+    @staticmethod
+    def _counted(app: Flask) -> list[int]:
+        """Count the connections the checks open (through the engine's do_connect hook)."""
+        with app.app_context():
+            engine = app.extensions["sqlalchemy"].engine
+        opened: list[int] = []
+        sqlalchemy.event.listen(engine, "do_connect", lambda *args: opened.append(1))
+        return opened
+
+    def test_one_connection_for_three_checks(
+        self,
+        make_db_app: MakeDbApp,
+        postgres: PostgresServer,
+        pg_database: str,
+        web_concurrency: Callable[[int], None],
+    ) -> None:
+        web_concurrency(2)
+        app = make_db_app(postgres.url(postgres.owner, pg_database))
+        opened = self._counted(app)
+        state = get_state(app)
+        checks = [state.registry.get(i) for i in self.IDS]
+        report = state.build_report(app, mode="cli", checks=checks)  # type: ignore[arg-type]
+        assert {i: report.outcomes[i].status.value for i in self.IDS} == dict.fromkeys(
+            self.IDS, "pass"
+        )
+        assert len(opened) == 1
+        for check_id in self.IDS:  # alone, each still asks what it needs
+            assert outcome_of(app, check_id).status.value == "pass"
+        assert len(opened) == 4
+
+    def test_a_failing_question_leaves_the_others_answered(
+        self,
+        make_db_app: MakeDbApp,
+        postgres: PostgresServer,
+        pg_database: str,
+        web_concurrency: Callable[[int], None],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The facts query fails on the server; SELECT 1 on the same connection still
+        answered, so database.unreachable stays quiet and the others cannot judge."""
+        from flask_prodready.checks import _db_facts
+
+        web_concurrency(2)
+        monkeypatch.setattr(_db_facts, "_POSTGRESQL_FACTS", "SELECT * FROM no_such_table")
+        app = make_db_app(postgres.url(postgres.owner, pg_database))
+        opened = self._counted(app)
+        state = get_state(app)
+        checks = [state.registry.get(i) for i in self.IDS]
+        report = state.build_report(app, mode="cli", checks=checks)  # type: ignore[arg-type]
+        assert report.outcomes["database.unreachable"].status.value == "pass"
+        for check_id in self.IDS[1:]:
+            outcome = report.outcomes[check_id]
+            assert outcome.status.value == "skipped"
+            assert "UndefinedTable" in (outcome.reason or "")
+        assert len(opened) == 1
+
+
 class TestPrePing:
     def test_fires(
         self, make_db_app: MakeDbApp, postgres: PostgresServer, pg_database: str

@@ -124,13 +124,14 @@ class TrafficRecord:
         #: when every blueprint is registered.
         self.static_prefixes: tuple[str, ...] | None = None
         self._since = time.time()
-        self._counts: Counter[str] = Counter()
-        self._chains: Counter[int] = Counter()
-        self._xfp: Counter[str] = Counter()
-        self._schemes: Counter[str] = Counter()
+        # Plain dicts with every key present: an increment is a third of a Counter's.
+        self._counts: dict[str, int] = dict.fromkeys(_COUNTS, 0)
+        self._chains: dict[int, int] = {}
+        self._xfp: dict[str, int] = {}
+        self._schemes: dict[str, int] = dict.fromkeys((*_SCHEMES, "other"), 0)
         # Judged responses counted by the set of security headers they lacked: one
         # increment per response; per-header counts are summed when a snapshot is taken.
-        self._lacking: Counter[frozenset[str]] = Counter()
+        self._lacking: dict[frozenset[str], int] = {}
         self._samples: dict[str, str] = {}
         self._missing_samples: dict[str, list[str]] = {}
         self._cookies: dict[str, tuple[str, ...]] = {}
@@ -186,14 +187,15 @@ class TrafficRecord:
                 counts["forwarded"] += 1
             if xff:
                 counts["with_xff"] += 1
-                self._chains[min(xff.count(",") + 1, MAX_CHAIN_BUCKET)] += 1
+                chain = min(xff.count(",") + 1, MAX_CHAIN_BUCKET)
+                self._chains[chain] = self._chains.get(chain, 0) + 1
                 if rewritten:
                     counts["remote_rewritten"] += 1
             if xfp:
                 proto = xfp.rsplit(",", 1)[-1].strip().lower()
                 proto = proto if proto in _SCHEMES else "other"  # keys stay bounded
                 counts["with_xfp"] += 1
-                self._xfp[proto] += 1
+                self._xfp[proto] = self._xfp.get(proto, 0) + 1
                 if proto == scheme:
                     counts["xfp_applied"] += 1
                 elif proto == "https" and scheme == "http":
@@ -203,7 +205,7 @@ class TrafficRecord:
             if judged:
                 counts["judged"] += 1
                 lacking = _ALL_LACKING if found is None else _SECURITY_HEADER_SET.difference(found)
-                self._lacking[lacking] += 1
+                self._lacking[lacking] = self._lacking.get(lacking, 0) + 1
                 if found is not None:
                     self._samples.update(found)
                 for name in lacking:  # sample paths, until each list is full
@@ -239,7 +241,7 @@ class TrafficRecord:
                 xff_chain_lengths=dict(self._chains),
                 xfp_values=dict(self._xfp),
                 remote_rewritten=c["remote_rewritten"],
-                scheme_seen=dict(self._schemes),
+                scheme_seen={k: n for k, n in self._schemes.items() if n},
                 https_forwarded_seen_as_http=c["https_forwarded_seen_as_http"],
                 xfp_applied=c["xfp_applied"],
                 missing_headers=self._missing_counts(),
@@ -265,6 +267,19 @@ def static_prefixes(app: Flask) -> tuple[str, ...]:
 
 
 _SECURITY_HEADER_SET = frozenset(SECURITY_HEADERS)
+_COUNTS = (
+    "requests",
+    "forwarded",
+    "with_xff",
+    "with_xfp",
+    "with_xfh",
+    "remote_rewritten",
+    "https_forwarded_seen_as_http",
+    "xfp_applied",
+    "judged",
+    "cookies",
+    "static",
+)
 _ALL_LACKING = _SECURITY_HEADER_SET
 _STATIC_CODES = frozenset({"200", "206", "304"})
 #: Schemes counted by name; anything else a client sends is counted as "other".

@@ -31,6 +31,11 @@ class ReportCache:
         with self._lock:
             self._entries.clear()
 
+    def fresh(self, key: Hashable) -> Report | None:
+        """The cached report for ``key`` if it is still fresh, else ``None`` (never builds)."""
+        entry = self._entries.get(key)  # one dictionary read: atomic, no lock needed
+        return entry[1] if entry is not None and entry[0] > time.monotonic() else None
+
     def get_or_build(
         self,
         key: Hashable,

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import cli_time, cold, memory, throughput
+from . import cli_time, cold, inprocess, memory, throughput
 from .apps import MODULES, write_apps
 from .common import HOST, REPOSITORY, BenchError, load_average, machine_info
 from .postgres import running_postgres
@@ -33,9 +33,11 @@ from .servers import WORKERS_DEFAULT, Server, start_server, stop_server, stoppin
 from .stats import Target, format_targets
 from .wrk import WRK_CONNECTIONS, WRK_THREADS, wrk_version
 
-SCENARIOS = ("throughput", "cold", "cli", "memory")
+SCENARIOS = ("throughput", "inprocess", "cold", "cli", "memory")
 QUICK = {"rounds": 3, "duration": 3, "cold_rounds": 5, "cli_runs": 5}
-DEFAULT = {"rounds": 5, "duration": 10, "cold_rounds": 15, "cli_runs": 15}
+DEFAULT = {"rounds": 7, "duration": 7, "cold_rounds": 15, "cli_runs": 15}
+#: Rounds and WSGI calls per variant and round of the in-process scenario.
+INPROCESS_ROUNDS, INPROCESS_CALLS = 15, 2000
 #: What the suite imports in the apps it serves (the ``bench`` extra installs them).
 NEEDED = {
     "gunicorn": "gunicorn",
@@ -56,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="3 wrk rounds of 3 s, 5 cold rounds, 5 CLI runs "
-        "(default: 5 rounds of 10 s, 15 cold rounds, 15 CLI runs)",
+        "(default: 7 rounds of 7 s, 15 cold rounds, 15 CLI runs)",
     )
     parser.add_argument("--duration", type=int, metavar="S", help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, metavar="N", help="wrk rounds over the variants")
@@ -112,6 +114,10 @@ def measure(args: argparse.Namespace, wrk: str, folder: Path) -> dict[str, Any]:
             found["throughput"] = throughput.measure(wrk, servers, apps, args.rounds, args.duration)
             for server in servers.values():
                 stop_server(server)
+
+        if "inprocess" in args.scenarios:
+            calls = INPROCESS_CALLS // 4 if args.quick else INPROCESS_CALLS
+            found["inprocess"] = inprocess.measure(apps, INPROCESS_ROUNDS, calls)
 
         if "cold" in args.scenarios:
             server = start_server(
@@ -179,6 +185,10 @@ def report(found: dict[str, Any]) -> list[Target]:
         print()
         print(throughput.format_cpu_cost(result.summaries))
         targets += result.targets()
+    if "inprocess" in found:
+        print()
+        print("application time per request, direct WSGI calls in one process (no target)")
+        print(inprocess.format_result(found["inprocess"]))
     if "cold" in found:
         print()
         print("cold report vs its slowest single check (database app, no cache)")
@@ -231,7 +241,7 @@ def _document(
             "summary": {key: asdict(s) for key, s in result.summaries.items()},
             "ratios": [asdict(r) for r in result.ratios],
         }
-    for name in ("cold", "cli", "memory"):
+    for name in ("inprocess", "cold", "cli", "memory"):
         if name in found:
             document[name] = found[name].to_dict()
     return document

@@ -1,7 +1,7 @@
 """Throughput and p99 under wrk: the variants, run interleaved round by round.
 
 Three gunicorn apps of one shape (see :mod:`benchmarks.apps`) are served side by side,
-two sync workers each, and wrk drives seven variants round by round (every other round
+two sync workers each, and wrk drives eight variants round by round (every other round
 in the reverse order, so that no variant always comes first):
 
 * ``plain /hello`` and ``prodready /hello``: an ordinary route without and with ProdReady;
@@ -10,7 +10,10 @@ in the reverse order, so that no variant always comes first):
 * ``prodready /_readiness``: the full report, served from ProdReady's cache (warmed
   first; the token goes in with ``wrk -H``);
 * ``flask-healthz /healthz/live`` and ``py-healthcheck /healthcheck``: the liveness
-  endpoints of two other extensions, each with no check configured.
+  endpoints of two other extensions, each with no check configured;
+* ``plain /ok (again)``: the bare route a second time in each round. Compared with the
+  first, it shows how far two measurements of the very same thing differ on this machine
+  in this run: the noise floor every other ratio should be read against.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ VARIANTS = (
     ),
     Variant("flask-healthz", "flask-healthz /live", "peers", "/healthz/live"),
     Variant("py-healthcheck", "py-healthcheck", "peers", "/healthcheck"),
+    Variant("plain-ok-again", "plain /ok (again)", "plain", "/ok"),
 )
 
 
@@ -171,6 +175,14 @@ COMPARISONS = (
         "flask-healthz-vs-ok-rps",
         "flask-healthz vs bare /ok, req/s",
         "flask-healthz",
+        "plain-ok",
+        "rps",
+        None,
+    ),
+    Comparison(
+        "noise-floor-rps",
+        "plain /ok (again) vs plain /ok: the noise floor, req/s",
+        "plain-ok-again",
         "plain-ok",
         "rps",
         None,

@@ -204,9 +204,16 @@ class Runner:
             with ctx.app.app_context():
                 findings = _collect(item, item(ctx))
             status = Status.FAIL if findings else Status.PASS
-            attempt.outcome = CheckOutcome(item.id, status, findings)
+            attempt.outcome = CheckOutcome(
+                item.id, status, findings, duration=time.monotonic() - begun
+            )
         except CheckSkipped as skipped:
-            attempt.outcome = CheckOutcome(item.id, Status.SKIPPED, reason=skipped.reason)
+            attempt.outcome = CheckOutcome(
+                item.id,
+                Status.SKIPPED,
+                reason=skipped.reason,
+                duration=time.monotonic() - begun,
+            )
         except BaseException as exc:
             # BaseException too: SystemExit or KeyboardInterrupt raised by a check would
             # otherwise end this thread unreported, and the check would read as timed out.
@@ -222,7 +229,11 @@ class Runner:
                 CHECK_CRASHED, item, message, {"check": item.id, "exception": name}
             )
             attempt.outcome = CheckOutcome(
-                item.id, Status.ERROR, (finding,), reason=f"raised {name}"
+                item.id,
+                Status.ERROR,
+                (finding,),
+                reason=f"raised {name}",
+                duration=time.monotonic() - begun,
             )
             logger.error(
                 "flask-prodready check %s crashed:\n%s",
@@ -231,8 +242,6 @@ class Runner:
             )
         finally:
             duration = time.monotonic() - begun
-            if attempt.outcome is not None:
-                attempt.outcome = replace(attempt.outcome, duration=duration)
             with self._lock:
                 self._last_duration[item.id] = duration
                 if self._running.get(item.id) is attempt:
@@ -243,6 +252,8 @@ class Runner:
     def _finish(
         outcome: CheckOutcome, silenced: Mapping[str, str], redactor: Redactor
     ) -> CheckOutcome:
+        if not outcome.findings and outcome.reason is None:
+            return outcome  # a pass: nothing to silence or mask
         findings = []
         for finding in outcome.findings:
             reason = silenced.get(finding.id)

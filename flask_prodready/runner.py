@@ -53,6 +53,16 @@ ENGINE_CHECKS = (CHECK_CRASHED, CHECK_TIMEOUT)
 MAX_EXCEPTION_MESSAGE = 300
 #: Most findings one check run may give; more is a bug in the check (reported as a crash).
 MAX_FINDINGS = 1000
+#: A check that took less than this the last time it ran counts as quick: quick checks
+#: run at most QUICK_AT_ONCE at a time, so that the slow ones (a database connection,
+#: which needs the GIL at every step) do not queue behind forty runnable threads.
+QUICK_SECONDS = 0.005
+QUICK_AT_ONCE = 2
+#: Longest a quick check waits for a free slot before it starts anyway (a hung quick
+#: check never holds up the others for longer), and longest all of a run's quick checks
+#: may wait in all before the rest start at once.
+QUICK_GRACE = 0.05
+QUICK_BUDGET = 0.2
 
 _MODE_NAMES = {LIVE: "the running server", CLI: "the command line", REMOTE: "a remote client"}
 
@@ -99,6 +109,13 @@ def _collect(check: Check, result: object) -> tuple[Finding, ...]:
             # its thread outlives the report and cannot be stopped from outside.
             raise ValueError(f"yielded more than {MAX_FINDINGS} findings")
     return tuple(findings)
+
+
+def _releasing(task: Callable[[], None], slot: threading.BoundedSemaphore) -> None:
+    try:
+        task()
+    finally:
+        slot.release()
 
 
 class Runner:
@@ -154,9 +171,7 @@ class Runner:
             # server (a database connection) should be waiting while the quick ones run,
             # not start after them.
             fresh.sort(key=lambda a: self._last_duration.get(a.check.id, 0.0), reverse=True)
-        for attempt in fresh:
-            assert attempt.task is not None
-            CHECK_THREADS.submit(f"prodready:{attempt.check.id}", attempt.task)
+        self._start(fresh)
 
         for item, attempt in waiting:
             allowed = item.timeout or timeout
@@ -168,6 +183,21 @@ class Runner:
                 outcomes[item.id] = self._timed_out(item, allowed, earlier)
 
         return {cid: self._finish(outcome, silenced, redactor) for cid, outcome in outcomes.items()}
+
+    def _start(self, fresh: Sequence[_Attempt]) -> None:
+        """Hand each attempt to a check thread: the slow and the never-timed ones at once,
+        the quick ones a few at a time (each waiting at most QUICK_GRACE for its turn)."""
+        slots = threading.BoundedSemaphore(QUICK_AT_ONCE)
+        until = time.monotonic() + QUICK_BUDGET
+        for attempt in fresh:
+            assert attempt.task is not None
+            task = attempt.task
+            last = self._last_duration.get(attempt.check.id)
+            if last is not None and last < QUICK_SECONDS:
+                left = until - time.monotonic()
+                if left > 0 and slots.acquire(timeout=min(QUICK_GRACE, left)):
+                    task = functools.partial(_releasing, task, slots)
+            CHECK_THREADS.submit(f"prodready:{attempt.check.id}", task)
 
     @staticmethod
     def _skipped(item: Check, env: RunEnvironment) -> CheckOutcome | None:

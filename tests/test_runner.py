@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady, Status
+from flask_prodready import runner as runner_module
 from flask_prodready.extension import get_state
 from flask_prodready.registry import CLI, LIVE, PLANNED, make_check
 from flask_prodready.workers import CHECK_THREADS
@@ -268,3 +269,84 @@ def test_check_timeout_must_be_positive() -> None:
     """timeout=0 is refused at declaration, naming the check."""
     with pytest.raises(ValueError, match=r"timeout of demo\.x must be a number of seconds > 0"):
         ProdReady().check("demo.x", title="x", timeout=0)(lambda ctx: None)
+
+
+class _Gauge:
+    """How many of some checks run at once, at the most."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(seconds)
+        with self.lock:
+            self.now -= 1
+
+
+def _sleepers(ext: ProdReady, prefix: str, count: int, seconds: float, gauge: _Gauge) -> None:
+    for number in range(count):
+
+        @ext.check(f"{prefix}.n{number}", title="Sleeps")
+        def sleeps(ctx: CheckContext) -> None:
+            gauge.sleep(seconds)
+
+
+def test_quick_checks_run_a_few_at_a_time(make_app: Callable[..., Flask]) -> None:
+    """Checks that took under QUICK_SECONDS last time run QUICK_AT_ONCE at a time; slow
+    ones and those never timed start at once."""
+    ext = ProdReady()
+    quick, slow = _Gauge(), _Gauge()
+    _sleepers(ext, "quick", 8, 0.001, quick)
+    _sleepers(ext, "slow", 4, 0.05, slow)
+    app = make_app(ext)
+    first = _report(app, tags=["quick", "slow"])  # nothing timed yet: all at once
+    assert all(o.status is Status.PASS for o in first.outcomes.values())
+    assert slow.most == 4
+    quick.most = slow.most = 0
+    second = _report(app, tags=["quick", "slow"])
+    assert all(o.status is Status.PASS for o in second.outcomes.values())
+    assert 1 <= quick.most <= runner_module.QUICK_AT_ONCE
+    assert slow.most == 4
+
+
+def test_a_hung_quick_check_does_not_hold_up_the_others(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Two checks that were quick and now hang hold both slots, each for QUICK_GRACE at
+    the most: every other quick check still runs and passes, and the run ends on time."""
+    ext = ProdReady()
+    release = threading.Event()
+    hang = threading.Event()
+
+    for name in ("quick.a_hangs", "quick.b_hangs"):
+        # The slowest of the quick ones the first time, so they take both slots first.
+
+        @ext.check(name, title="Hangs the second time")
+        def hangs(ctx: CheckContext) -> None:
+            if hang.is_set():
+                release.wait(10)
+            else:
+                time.sleep(0.003)
+
+    gauge = _Gauge()
+    _sleepers(ext, "quick", 6, 0.001, gauge)
+    app = make_app(ext, PRODREADY_CHECK_TIMEOUT=1.0)
+    _report(app, tags=["quick"])
+    hang.set()
+    try:
+        started = time.monotonic()
+        report = _report(app, tags=["quick"])
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    hung = ("quick.a_hangs", "quick.b_hangs")
+    assert [report.outcomes[cid].reason for cid in hung] == ["timed out", "timed out"]
+    others = {cid: o.status for cid, o in report.outcomes.items() if cid not in hung}
+    assert len(others) == 6
+    assert set(others.values()) == {Status.PASS}
+    assert elapsed < 1.0 + 0.5

@@ -112,6 +112,7 @@ def _collect(check: Check, result: object) -> tuple[Finding, ...]:
 
 
 def _releasing(task: Callable[[], None], slot: threading.BoundedSemaphore) -> None:
+    """Run a quick check's task, then free the slot it started in (see ``Runner._start``)."""
     try:
         task()
     finally:

@@ -226,19 +226,12 @@ def report_lines(base_url: str, token: str) -> list[str]:
     return lines
 
 
-def cli_report(env: Mapping[str, str], gunicorn_config: Path | None) -> tuple[str, list[str]]:
-    """Run ``flask --app example_app readiness`` in ``env`` (judging ``gunicorn_config``
-    when given); the command line shown and the lines to print (its output and what its
-    exit status means).
-    """
-    arguments = ["--app", "example_app", "readiness"]
-    if gunicorn_config is not None:
-        arguments += ["--gunicorn-config", str(gunicorn_config)]
-    command = [sys.executable, "-m", "flask", *arguments]
-    shown = shlex.join(["flask", *arguments])
+def _flask(arguments: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str] | None:
+    """``python -m flask ARGUMENTS`` in the project folder, output captured; ``None`` when
+    it did not finish within CLI_TIMEOUT."""
     try:
-        result = subprocess.run(
-            command,
+        return subprocess.run(
+            [sys.executable, "-m", "flask", *arguments],
             cwd=PROJECT_ROOT,
             env=dict(env),
             capture_output=True,
@@ -247,6 +240,20 @@ def cli_report(env: Mapping[str, str], gunicorn_config: Path | None) -> tuple[st
             check=False,
         )
     except subprocess.TimeoutExpired:
+        return None
+
+
+def cli_report(env: Mapping[str, str], gunicorn_config: Path | None) -> tuple[str, list[str]]:
+    """Run ``flask --app example_app readiness`` in ``env`` (judging ``gunicorn_config``
+    when given); the command line shown and the lines to print (its output and what its
+    exit status means).
+    """
+    arguments = ["--app", "example_app", "readiness"]
+    if gunicorn_config is not None:
+        arguments += ["--gunicorn-config", str(gunicorn_config)]
+    shown = shlex.join(["flask", *arguments])
+    result = _flask(arguments, env)
+    if result is None:
         return shown, [f"(did not finish within {CLI_TIMEOUT:.0f} s)"]
     lines = (result.stdout + result.stderr).rstrip().splitlines()
     meaning = {0: "ready", 1: "findings at or above --fail-level error"}.get(
@@ -260,18 +267,8 @@ def upgrade_database(env: Mapping[str, str]) -> tuple[bool, list[str]]:
     starts the new code (production creates no table itself); whether it worked, and
     its output when it did not.
     """
-    command = [sys.executable, "-m", "flask", "--app", "example_app", "db", "upgrade"]
-    try:
-        result = subprocess.run(
-            command,
-            cwd=PROJECT_ROOT,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+    result = _flask(["--app", "example_app", "db", "upgrade"], env)
+    if result is None:
         return False, [f"(did not finish within {CLI_TIMEOUT:.0f} s)"]
     if result.returncode == 0:
         return True, []

@@ -32,8 +32,11 @@ class ReportCache:
             self._entries.clear()
 
     def fresh(self, key: Hashable) -> Report | None:
-        """The cached report for ``key`` if it is still fresh, else ``None`` (never builds)."""
-        entry = self._entries.get(key)  # one dictionary read: atomic, no lock needed
+        """The cached report for ``key`` if it is still fresh, else ``None`` (never builds).
+
+        One dictionary read, atomic without the lock: a hit is the common case.
+        """
+        entry = self._entries.get(key)
         return entry[1] if entry is not None and entry[0] > time.monotonic() else None
 
     def get_or_build(
@@ -47,11 +50,10 @@ class ReportCache:
 
         ``wait`` bounds how long a follower waits for the leader's run.
         """
-        now = time.monotonic()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] > now:
-                return entry[1]  # the same marked copy for every hit
+            hit = self.fresh(key)  # again under the lock: it may have been stored meanwhile
+            if hit is not None:
+                return hit  # the same marked copy for every hit
             future = self._inflight.get(key)
             leader = future is None
             if future is None:

@@ -160,6 +160,9 @@ class AppState:
 
         ``checks`` may be a function, so a cache hit does not even select them.
         """
+        hit = self.cache.fresh(key)  # a hit needs nothing built around the lookup
+        if hit is not None:
+            return hit
 
         def selected() -> list[Check]:
             return checks() if callable(checks) else checks

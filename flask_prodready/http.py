@@ -205,7 +205,8 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
         tags: list[str] = []
         exclude: list[str] = []
         fmt: str | None = None
-        if environ.get("QUERY_STRING"):
+        query = environ.get("QUERY_STRING")
+        if query:
             try:
                 names = list(request.args)
             except UnicodeDecodeError:  # raw bytes that are not UTF-8: Werkzeug is strict
@@ -218,27 +219,24 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
                 )
         if not authorised(state, environ):
             return error(401, "a valid 'Authorization: Bearer <token>' header is required")
-        if environ.get("QUERY_STRING"):
+        if query:
             try:
                 tags, exclude, fmt = parse_query(state)
             except _BadRequest as bad:
                 return error(400, bad.message, **bad.details)
 
-        key = ("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude))))
-        report: Report | None = state.cache.fresh(key)  # a hit needs nothing more
-        if report is None:
-            seen = {k: environ[k] for k in ENVIRON_KEYS if k in environ}
-            try:
-                report = state.cached_report(
-                    app,
-                    key=key,
-                    checks=lambda: state.registry.select(tags, exclude),
-                    server_software=seen.get("SERVER_SOFTWARE"),
-                    environ=seen,
-                )
-            except Exception as exc:  # the report endpoint answers, whatever happened
-                logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
-                return error(503, "the report could not be built; see the server log")
+        seen = {k: environ[k] for k in ENVIRON_KEYS if k in environ}
+        try:
+            report: Report = state.cached_report(
+                app,
+                key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
+                checks=lambda: state.registry.select(tags, exclude),
+                server_software=seen.get("SERVER_SOFTWARE"),
+                environ=seen,
+            )
+        except Exception as exc:  # the report endpoint answers, whatever happened
+            logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
+            return error(503, "the report could not be built; see the server log")
         code = 503 if report.status is Status.FAIL else 200
         accept = environ.get("HTTP_ACCEPT")
         chosen = fmt if fmt is not None else negotiate(accept) if accept else "json"

@@ -299,16 +299,6 @@ def _ask(connection: Any, database: _Database, seconds: float, sql: str) -> list
             connection.rollback()
 
 
-def _query(database: _Database, seconds: float, sql: str) -> list[tuple[Any, ...]]:
-    """Run one query on a new connection and close it; the rows it returned."""
-    connection = _connect(database, seconds)
-    try:
-        return _ask(connection, database, seconds, sql)
-    finally:
-        with contextlib.suppress(Exception):
-            connection.close()
-
-
 def _error_text(exc: BaseException, database: _Database) -> str:
     """``Type: first line`` of a driver's error, with the engine's password masked."""
     original = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's exception

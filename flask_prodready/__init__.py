@@ -2,16 +2,22 @@
 production readiness (``/healthz``, a protected ``/_readiness`` report, and
 ``flask readiness`` for CI).
 
+The package reads like its architecture: :mod:`.engine` (findings, registry, runner,
+redaction, cache, settings, observation, per-app state), the front ends (:mod:`.web`,
+:mod:`.cli`, with :mod:`.render` and the :mod:`.remote` client), and :mod:`.checks`, one
+module per area. :mod:`.extension` wires them together.
+
 Importing this package is cheap: SQLAlchemy, sentry-sdk, psutil and gunicorn are only
 imported by the checks that need them, when they run.
 """
 
 from __future__ import annotations
 
-from .context import CheckContext
+from ._version import __version__
+from .engine.context import CheckContext
+from .engine.findings import Finding, Level, Report, Status
+from .engine.registry import CLI, LIVE, REMOTE, Check, Mode, check
 from .extension import ProdReady
-from .findings import Finding, Level, Report, Status
-from .registry import CLI, LIVE, REMOTE, Check, check
 
 __all__ = [
     "CLI",
@@ -21,9 +27,10 @@ __all__ = [
     "CheckContext",
     "Finding",
     "Level",
+    "Mode",
     "ProdReady",
     "Report",
     "Status",
+    "__version__",
     "check",
 ]
-__version__ = "0.1.0"

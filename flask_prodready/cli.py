@@ -1,32 +1,47 @@
-"""``flask readiness``: the same checks from the command line, with a gate exit code.
+"""The command line: ``flask readiness`` (the app as loaded) and ``prodready`` (a live
+instance, from outside), with a gate exit code.
 
 Exit codes: 0 when no unsilenced finding is at or above ``--fail-level``, 1 when one
-is, 2 for a usage error (unknown tag, id, format or level), always one line on stderr.
-With ``--url`` (remote mode) the command hands off to :mod:`flask_prodready.remote`
-before any app is loaded; the ``prodready`` console script is the same command.
+is, 2 for a usage error (unknown tag, id, format or level, an unreadable remote answer),
+always one line on stderr. Each command takes exactly its own options: ``flask
+readiness`` the app's (``--gunicorn-config``, ``--audit``, ``--list``) and, with
+``--url``, remote mode's; ``prodready`` needs no app code and takes only remote mode's.
+Both render through :func:`flask_prodready.render.render`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from flask import Flask, current_app
 from flask.cli import NoAppException, ScriptInfo
 
-from .extension import EXTENSION_KEY, AppState
-from .findings import Level, Report
-from .redaction import Redactor
-from .registry import CLI, Registry
-from .render.json import render_json
-from .render.text import render_catalogue, render_text
-from .server import load_gunicorn_config
+from .engine.findings import CheckOutcome, Level, Report
+from .engine.redaction import Redactor
+from .engine.registry import CLI, REMOTE, Registry
+from .engine.state import EXTENSION_KEY, AppState
+from .render import render
 
+if TYPE_CHECKING:
+    from .render.sarif import SourceLocations
+
+#: The formats of the command line (``/_readiness`` adds html and openmetrics).
 FORMATS = ("text", "json", "junit", "sarif")
+LEVELS = tuple(level.value for level in Level)
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+#: Seconds remote mode waits for the report unless ``--timeout`` says otherwise, and most.
+DEFAULT_TIMEOUT = 10.0
+MAX_TIMEOUT = 120.0
+#: Seconds the remote checks get beyond the connection timeout before they time out.
+CHECK_MARGIN = 2.0
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 class UsageFailure(click.ClickException):
@@ -62,8 +77,86 @@ class ReadinessCommand(click.Command):
             raise UsageFailure(message) from None
 
 
-def _usage(message: str) -> UsageFailure:
-    return UsageFailure(message)
+def _report_options(func: FC) -> FC:
+    """What both commands take: the format, the gate level and the selection."""
+    for option in reversed(
+        [
+            click.option(
+                "--format",
+                "output_format",
+                type=click.Choice(FORMATS, case_sensitive=False),
+                default="text",
+                show_default=True,
+                help="Output format: text (for people), json (the /_readiness body), junit "
+                "(JUnit XML for CI test reports) or sarif (SARIF 2.1.0 for code scanning).",
+            ),
+            click.option(
+                "--fail-level",
+                type=click.Choice(LEVELS, case_sensitive=False),
+                default="error",
+                show_default=True,
+                help="Exit 1 when an unsilenced finding is at or above this level.",
+            ),
+            click.option(
+                "--tag",
+                "tags",
+                multiple=True,
+                metavar="TAG",
+                help="Only run checks with this tag (repeatable); an area name is a tag, and "
+                "live, cli and remote select the checks that can only judge there.",
+            ),
+            click.option(
+                "--exclude",
+                "excludes",
+                multiple=True,
+                metavar="ID",
+                help="Do not run the check with this id (repeatable).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _remote_options(func: FC) -> FC:
+    """What remote mode takes: where the report is, the token's variable and the TLS setup."""
+    for option in reversed(
+        [
+            click.option(
+                "--url",
+                metavar="URL",
+                help="Remote mode: fetch and gate the report of a live instance at this URL "
+                "(a URL without a path gets /_readiness).",
+            ),
+            click.option(
+                "--token-env",
+                metavar="NAME",
+                help="With --url: the environment variable holding the token "
+                "(default PRODREADY_TOKEN). The token is never taken from the command line.",
+            ),
+            click.option(
+                "--cafile",
+                metavar="FILE",
+                type=click.Path(exists=True, dir_okay=False),
+                help="With --url: trust the CA certificates in this PEM file instead of the "
+                "system's (a private CA).",
+            ),
+            click.option(
+                "--timeout",
+                type=float,
+                metavar="SECONDS",
+                help=f"With --url: seconds for the whole exchange (default {DEFAULT_TIMEOUT:g}).",
+            ),
+            click.option(
+                "--http-port",
+                type=click.IntRange(1, 65535),
+                metavar="PORT",
+                help="With --url: the port tls.http_redirect asks plain http:// on (default 80).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
 
 
 def _load_app() -> tuple[Flask, AppState]:
@@ -80,80 +173,141 @@ def _load_app() -> tuple[Flask, AppState]:
         try:
             app = ctx.ensure_object(ScriptInfo).load_app()
         except NoAppException as exc:
-            raise _usage(exc.format_message()) from None
+            raise UsageFailure(exc.format_message()) from None
         except Exception as exc:
             text = Redactor.for_config({}).text(str(exc).splitlines()[0] if str(exc) else "")
-            raise _usage(f"the app failed to load: {type(exc).__name__}: {text}") from None
+            raise UsageFailure(f"the app failed to load: {type(exc).__name__}: {text}") from None
         ctx.with_resource(app.app_context())
     state = app.extensions.get(EXTENSION_KEY)
     if not isinstance(state, AppState):
-        raise _usage(
+        raise UsageFailure(
             f"ProdReady is not installed on the app {app.name!r}: "
             "call ProdReady(app) or prodready.init_app(app) in its factory"
         )
     return app, state
 
 
-def render_report(
+def _gate(
     report: Report,
     output_format: str,
     threshold: Level,
     *,
     registry: Registry,
-    app: Flask | None = None,
-) -> str:
-    """``report`` in one of :data:`FORMATS`: the dispatch ``flask readiness`` and remote mode
-    (``--url``, ``prodready``) share. Without an app (remote mode), SARIF results point at
-    the current folder."""
-    if output_format == "json":
-        return render_json(report)
-    # JUnit and SARIF are imported when asked for: this module loads with every app.
-    if output_format == "junit":
-        from .render.junit import render_junit
+    locations: SourceLocations | None = None,
+) -> NoReturn:
+    """Print the report and exit with the gate's code."""
+    click.echo(
+        render(report, output_format, threshold=threshold, registry=registry, locations=locations),
+        nl=False,
+    )
+    sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)
 
-        return render_junit(report, threshold)
-    if output_format == "sarif":
-        from .render.sarif import SourceLocations, render_sarif
 
-        locations = (
-            SourceLocations.for_app(app)
-            if app is not None
-            else SourceLocations(Path.cwd().resolve(), ".")
+def _remote_registry() -> Registry:
+    """The catalogue as remote mode knows it: the built-in checks and the engine's own."""
+    from .checks import builtin_checks
+    from .engine.runner import ENGINE_CHECKS
+
+    return Registry([*ENGINE_CHECKS, *builtin_checks()])
+
+
+def _redacted(outcome: CheckOutcome, redactor: Redactor) -> CheckOutcome:
+    reason = None if outcome.reason is None else redactor.text(outcome.reason)
+    findings = tuple(redactor.finding(f) for f in outcome.findings)
+    return replace(outcome, findings=findings, reason=reason)
+
+
+def remote_report(
+    url: str,
+    *,
+    tags: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    token_env: str | None = None,
+    cafile: str | None = None,
+    timeout: float | None = None,
+    http_port: int | None = None,
+) -> Report:
+    """The live report at ``url`` with the remote checks' outcomes added (mode ``remote``).
+
+    The remote checks (``tls.*``) run here through a bare app's state, so they get the
+    runner's timeout, isolation and redaction like any other. Raises
+    :class:`UsageFailure` (one line, exit 2) when the report cannot be had.
+    """
+    from .engine.context import RemoteTarget
+    from .engine.settings import load_settings, set_defaults
+    from .remote.client import RemoteError, fetch_report, parse_url, read_token
+
+    seconds = DEFAULT_TIMEOUT if timeout is None else timeout
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        raise UsageFailure(f"--timeout must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}")
+    tags, exclude = list(tags), list(exclude)
+    try:
+        target = parse_url(url)
+        token, token_env_shown = read_token(token_env)
+        redactor = Redactor.for_config({}, extra=[token])
+        fetched = fetch_report(
+            target,
+            token=token,
+            token_env=token_env_shown,
+            redactor=redactor,
+            cafile=cafile,
+            timeout=seconds,
+            tags=tags,
+            exclude=exclude,
         )
-        return render_sarif(report, registry=registry, locations=locations)
-    return render_text(report)
+    except RemoteError as exc:
+        raise UsageFailure(exc.message) from None
+
+    app = Flask(__name__)  # the remote checks read no app: a bare one stands in
+    app.config["PRODREADY_TOKEN"] = None  # the client's token is not this app's setting
+    app.config["PRODREADY_CHECK_TIMEOUT"] = seconds + CHECK_MARGIN
+    set_defaults(app.config)
+    checks = [c for c in _remote_registry().select(tags, exclude) if REMOTE in c.modes]
+    state = AppState(load_settings(app.config), Registry(checks))
+    added = state.build_report(
+        app,
+        mode=REMOTE,
+        checks=checks,
+        remote=RemoteTarget(url=target.url, cafile=cafile, timeout=seconds, http_port=http_port),
+    ).outcomes
+    outcomes = {
+        cid: _redacted(outcome, redactor) for cid, outcome in {**fetched.outcomes, **added}.items()
+    }
+    return Report(
+        outcomes=outcomes,
+        worker=fetched.worker,
+        generated_at=fetched.generated_at,
+        mode=REMOTE.value,
+        cached=fetched.cached,
+    )
+
+
+def _run_remote(
+    url: str,
+    *,
+    output_format: str,
+    threshold: Level,
+    tags: Iterable[str],
+    exclude: Iterable[str],
+    token_env: str | None,
+    cafile: str | None,
+    timeout: float | None,
+    http_port: int | None,
+) -> NoReturn:
+    report = remote_report(
+        url,
+        tags=tags,
+        exclude=exclude,
+        token_env=token_env,
+        cafile=cafile,
+        timeout=timeout,
+        http_port=http_port,
+    )
+    _gate(report, output_format, threshold, registry=_remote_registry())
 
 
 @click.command("readiness", cls=ReadinessCommand)
-@click.option(
-    "--format",
-    "output_format",
-    default="text",
-    show_default=True,
-    help="Output format: text (for people), json (the /_readiness body), junit (JUnit XML "
-    "for CI test reports) or sarif (SARIF 2.1.0 for code scanning).",
-)
-@click.option(
-    "--fail-level",
-    default="error",
-    show_default=True,
-    help="Exit 1 when an unsilenced finding is at or above this level "
-    "(critical, error, warning, info).",
-)
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="TAG",
-    help="Only run checks with this tag (repeatable); an area name is a tag.",
-)
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="ID",
-    help="Do not run the check with this id (repeatable).",
-)
+@_report_options
 @click.option(
     "--gunicorn-config",
     "gunicorn_config",
@@ -172,37 +326,7 @@ def render_report(
     is_flag=True,
     help="Print the catalogue of checks (id, level, tags, title) and exit.",
 )
-@click.option(
-    "--url",
-    metavar="URL",
-    help="Remote mode: fetch and gate the report of a live instance at this URL instead of "
-    "loading the app (a URL without a path gets /_readiness).",
-)
-@click.option(
-    "--token-env",
-    metavar="NAME",
-    help="With --url: the environment variable holding the token "
-    "(default PRODREADY_TOKEN). The token is never taken from the command line.",
-)
-@click.option(
-    "--cafile",
-    metavar="FILE",
-    type=click.Path(exists=True, dir_okay=False),
-    help="With --url: trust the CA certificates in this PEM file instead of the system's "
-    "(a private CA).",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    metavar="SECONDS",
-    help="With --url: seconds for connecting and for the answer (default 10).",
-)
-@click.option(
-    "--http-port",
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="With --url: the port tls.http_redirect asks plain http:// on (default 80).",
-)
+@_remote_options
 def readiness_command(
     output_format: str,
     fail_level: str,
@@ -218,21 +342,15 @@ def readiness_command(
     http_port: int | None,
 ) -> None:
     """Check this app's production readiness and exit non-zero when it is not ready."""
-    output_format = output_format.lower()
-    if output_format not in FORMATS:
-        raise _usage(f"unknown format {output_format!r}; use one of {', '.join(FORMATS)}")
-    try:
-        threshold = Level.parse(fail_level)
-    except ValueError as exc:
-        raise _usage(f"--fail-level: {exc}") from None
+    threshold = Level.parse(fail_level)
     if url is not None:  # remote mode: the local app is not loaded at all
         local = {"--list": list_only, "--gunicorn-config": gunicorn_config, "--audit": audit}
         for name, given in local.items():
             if given:
-                raise _usage(f"{name} is about the local app and cannot be combined with --url")
-        from .remote import run_remote
-
-        run_remote(
+                raise UsageFailure(
+                    f"{name} is about the local app and cannot be combined with --url"
+                )
+        _run_remote(
             url,
             output_format=output_format,
             threshold=threshold,
@@ -251,32 +369,78 @@ def readiness_command(
     }
     for name, value in remote.items():
         if value is not None:
-            raise _usage(f"{name} only applies with --url URL (remote mode)")
+            raise UsageFailure(f"{name} only applies with --url URL (remote mode)")
     app, state = _load_app()
+    for tag in state.registry.unknown_tags(tags):
+        raise UsageFailure(f"unknown tag {tag!r}; see `flask readiness --list` for the tags")
+    for check_id in state.registry.unknown_ids(excludes):
+        raise UsageFailure(
+            f"unknown check id {check_id!r} in --exclude; see `flask readiness --list`"
+        )
 
     if list_only:
+        # The whole catalogue (the runner's own entries included) unless narrowed.
+        listed = state.registry.select(tags, excludes) if tags or excludes else state.registry
         if output_format == "json":
-            click.echo(json.dumps(state.registry.describe(), indent=2))
+            click.echo(json.dumps(Registry(listed).describe(), indent=2))
         else:
-            click.echo(render_catalogue(state.registry), nl=False)
-        return
+            from .render.text import render_catalogue
 
-    for tag in state.registry.unknown_tags(tags):
-        raise _usage(f"unknown tag {tag!r}; see `flask readiness --list` for the tags")
-    for check_id in state.registry.unknown_ids(excludes):
-        raise _usage(f"unknown check id {check_id!r} in --exclude; see `flask readiness --list`")
+            click.echo(render_catalogue(listed), nl=False)
+        return
 
     gunicorn = None
     if gunicorn_config is not None:
+        from .engine.server import load_gunicorn_config
+
         try:
             gunicorn = load_gunicorn_config(gunicorn_config)
         except ValueError as exc:
-            raise _usage(str(exc)) from None
+            raise UsageFailure(str(exc)) from None
     report = state.build_report(
-        app, mode=CLI, tags=tags, exclude=excludes, gunicorn=gunicorn, options={"audit": audit}
+        app, mode=CLI, tags=tags, exclude=excludes, gunicorn=gunicorn, audit=audit
     )
-    click.echo(
-        render_report(report, output_format, threshold, registry=state.registry, app=app),
-        nl=False,
+    locations = None
+    if output_format == "sarif":
+        from .render.sarif import SourceLocations
+
+        locations = SourceLocations.for_app(app)
+    _gate(report, output_format, threshold, registry=state.registry, locations=locations)
+
+
+@click.command("prodready", cls=ReadinessCommand)
+@_report_options
+@_remote_options
+def prodready_command(
+    output_format: str,
+    fail_level: str,
+    tags: tuple[str, ...],
+    excludes: tuple[str, ...],
+    url: str | None,
+    token_env: str | None,
+    cafile: str | None,
+    timeout: float | None,
+    http_port: int | None,
+) -> None:
+    """Fetch a live instance's readiness report, add the checks only an outside client can
+    make (tls.*), print it and exit non-zero when it is not ready. Needs no app code: the
+    token comes from PRODREADY_TOKEN (or the variable --token-env names)."""
+    if url is None:
+        raise UsageFailure(
+            "--url is required: the URL of a live instance's report, like https://host/_readiness"
+        )
+    _run_remote(
+        url,
+        output_format=output_format,
+        threshold=Level.parse(fail_level),
+        tags=tags,
+        exclude=excludes,
+        token_env=token_env,
+        cafile=cafile,
+        timeout=timeout,
+        http_port=http_port,
     )
-    sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)
+
+
+#: The ``prodready`` console script.
+main = prodready_command

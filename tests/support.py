@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Flask
 
-from flask_prodready.extension import get_state
-from flask_prodready.findings import CheckOutcome
+from flask_prodready.engine.findings import CheckOutcome
+from flask_prodready.engine.state import get_state
 
 TOKEN = "test-token-" + "x" * 24
 STRONG_KEY = "8c1f0f6b3b1d4e0a9f7e6d5c4b3a291807f6e5d4c3b2a1908f7e6d5c4b3a2910"

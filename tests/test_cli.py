@@ -8,11 +8,10 @@ import secrets
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
-
-from flask_prodready.checks._planned import PLANNED_CHECKS
 
 from .support import TOKEN
 
@@ -152,8 +151,7 @@ def test_list_shows_the_whole_catalogue(project: Path) -> None:
     assert {row["id"] for row in rows} == SPEC_IDS
     kinds = {row["id"]: row["kind"] for row in rows}
     assert kinds["tls.http_redirect"] == "implemented"
-    planned = {check_id for check_id, kind in kinds.items() if kind == "planned"}
-    assert planned <= {c.id for c in PLANNED_CHECKS}
+    assert set(kinds.values()) == {"implemented", "engine"}
 
 
 @pytest.mark.parametrize(
@@ -161,8 +159,11 @@ def test_list_shows_the_whole_catalogue(project: Path) -> None:
     [
         (["--tag", "nope"], "Error: unknown tag 'nope'"),
         (["--exclude", "config.nope"], "Error: unknown check id 'config.nope'"),
-        (["--format", "xml"], "Error: unknown format 'xml'"),
-        (["--fail-level", "fatal"], "Error: --fail-level: unknown level 'fatal'"),
+        (["--format", "xml"], "Error: Invalid value for '--format': 'xml' is not one of"),
+        (
+            ["--fail-level", "fatal"],
+            "Error: Invalid value for '--fail-level': 'fatal' is not one of",
+        ),
         (["--no-such-option"], "Error: No such option '--no-such-option'"),
     ],
 )
@@ -284,3 +285,80 @@ def test_a_stray_argument_is_not_echoed(project: Path) -> None:
     assert done.returncode == 2
     assert "s3cr3t-token-typed-here" not in done.stderr + done.stdout
     assert done.stderr.startswith("Error: unexpected argument (not shown)")
+
+
+HANGING_APP = """
+import threading
+from flask import Flask
+from flask_prodready import ProdReady
+
+prodready = ProdReady()
+forever = threading.Event()
+
+@prodready.check("myapp.hangs", title="Waits on a server that never answers", blocking=True)
+def hangs(ctx):
+    forever.wait()
+
+def create_app():
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="x" * 40, PRODREADY_CHECK_TIMEOUT=1.0)
+    prodready.init_app(app)
+    return app
+"""
+
+
+def test_a_hanging_blocking_check_does_not_keep_the_command_from_exiting(
+    project: Path,
+) -> None:
+    """A blocking check that hangs for ever: flask readiness reports check_timeout and exits
+    within the check timeout plus 2 s (its thread is a daemon)."""
+    (project / "hangapp.py").write_text(textwrap.dedent(HANGING_APP))
+    started = time.monotonic()
+    assert run_flask(project, "hangapp", "--list").returncode == 0
+    startup = time.monotonic() - started  # the interpreter's start and the app's load
+    started = time.monotonic()
+    done = run_flask(project, "hangapp", "--format", "json", "--tag", "myapp")
+    elapsed = time.monotonic() - started
+    body = json.loads(done.stdout)
+    assert done.returncode == 1, done.stderr
+    assert [f["id"] for f in body["findings"]] == ["prodready.check_timeout"]
+    assert elapsed - startup < 1.0 + 2.0, (elapsed, startup)
+
+
+def test_each_command_lists_only_its_own_options(project: Path) -> None:
+    """flask readiness offers the app's options and remote mode's; prodready only remote
+    mode's (no --gunicorn-config, --audit or --list)."""
+    local = run_flask(project, "badapp", "--help").stdout
+    remote = subprocess.run(
+        [str(Path(sys.executable).parent / "prodready"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    shared = ["--format", "--fail-level", "--tag", "--exclude", "--url", "--token-env"]
+    shared += ["--cafile", "--timeout", "--http-port"]
+    for option in [*shared, "--gunicorn-config", "--audit", "--list"]:
+        assert option in local, option
+    for option in shared:
+        assert option in remote, option
+    for option in ("--gunicorn-config", "--audit", "--list"):
+        assert option not in remote, option
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("live", {"server.root", "server.dev_server", "static.served_by_app"}),
+        ("cli", {"dependencies.vulnerable"}),
+        ("remote", {"tls.certificate_expiry", "tls.http_redirect"}),
+    ],
+)
+def test_list_by_mode_tag(project: Path, tag: str, expected: set[str]) -> None:
+    """--tag live --list lists the checks that can only judge in the running server (and
+    only those); cli and remote likewise."""
+    done = run_flask(project, "badapp", "--tag", tag, "--list", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert expected <= {row["id"] for row in rows}
+    assert all(row["modes"] == [tag] for row in rows), rows

@@ -100,7 +100,7 @@ def _sections(page: str) -> dict[str, str]:
 def test_each_entry_states_the_registry_title_level_and_tags(page: str) -> None:
     """Each entry opens with the check's title, default level and tags, as registered."""
     from flask_prodready.checks import builtin_checks
-    from flask_prodready.runner import ENGINE_CHECKS
+    from flask_prodready.engine.runner import ENGINE_CHECKS
 
     sections = _sections(page)
     wrong = []

@@ -33,8 +33,8 @@ from example_app.config import (
     trusted_hosts,
 )
 from flask_prodready.checks.proxy import proxy_trust
-from flask_prodready.extension import get_state
-from flask_prodready.findings import CheckOutcome, Status
+from flask_prodready.engine.findings import CheckOutcome, Status
+from flask_prodready.engine.state import get_state
 
 #: Every variable the example app reads, removed before each test.
 APP_VARIABLES = (

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady
-from flask_prodready.extension import AppState, get_state
+from flask_prodready.engine.state import AppState, get_state
 
 from .support import messages_of
 

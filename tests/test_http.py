@@ -9,9 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from flask import Flask, session
 
-from flask_prodready import CheckContext, Finding, ProdReady, extension
-from flask_prodready.checks import builtin_checks
-from flask_prodready.registry import PLANNED, make_check
+from flask_prodready import CheckContext, Finding, ProdReady
 
 from .support import TOKEN
 
@@ -92,6 +90,29 @@ class TestHealthz:
         release.set()
         assert time.monotonic() - started < 0.5 + 0.5
         assert response.status_code == 503
+
+    def test_report_with_a_check_hanging_for_ever_answers_within_timeout(
+        self, make_app: Callable[..., Flask], auth: dict[str, str]
+    ) -> None:
+        """/_readiness with a blocking check that never returns answers 503 within the check
+        timeout plus 2 s, naming check_timeout, every time it is asked."""
+        ext = ProdReady()
+        forever = threading.Event()
+
+        @ext.check("demo.forever", title="Never returns", blocking=True)
+        def never(ctx: CheckContext) -> None:
+            forever.wait()
+
+        app = make_app(ext, PRODREADY_CHECK_TIMEOUT=0.5, PRODREADY_CACHE_SECONDS=0)
+        client = app.test_client()
+        for _ in range(3):
+            started = time.monotonic()
+            response = client.get("/_readiness?tag=demo", headers=auth)
+            assert time.monotonic() - started < 0.5 + 2.0
+            assert response.status_code == 503
+            assert [f["id"] for f in response.get_json(force=True)["findings"]] == [
+                "prodready.check_timeout"
+            ]
 
     def test_custom_path(self, make_app: Callable[..., Flask]) -> None:
         """PRODREADY_HEALTHZ_PATH moves the endpoint."""
@@ -462,19 +483,6 @@ def test_report_that_cannot_be_built_is_503_json(
     assert response.get_json() == {"error": "the report could not be built; see the server log"}
 
 
-def test_planned_check_in_healthz_checks_is_logged(
-    make_app: Callable[..., Flask],
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Naming a check not built yet in PRODREADY_HEALTHZ_CHECKS logs a warning at start."""
-    planned = make_check("demo.planned", level="error", title="Planned", kind=PLANNED)
-    monkeypatch.setattr(extension, "builtin_checks", lambda: [*builtin_checks(), planned])
-    with caplog.at_level("WARNING", logger="flask_prodready"):
-        make_app(PRODREADY_HEALTHZ_CHECKS=["demo.planned"])
-    assert "demo.planned, not built yet" in caplog.text
-
-
 def test_remote_check_in_healthz_checks_is_logged(
     make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -538,16 +546,16 @@ def test_cached_hits_reuse_the_rendered_body(
     make_app: Callable[..., Flask], auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A report served from the cache is rendered once, not on every hit."""
-    import flask_prodready.http as http_module
+    import flask_prodready.web.views as views
 
     calls: list[int] = []
-    real = http_module.render_json
+    real = views.render
 
-    def counting(report):  # type: ignore[no-untyped-def]
+    def counting(report, output_format, **options):  # type: ignore[no-untyped-def]
         calls.append(1)
-        return real(report)
+        return real(report, output_format, **options)
 
-    monkeypatch.setattr(http_module, "render_json", counting)
+    monkeypatch.setattr(views, "render", counting)
     client = make_app(PRODREADY_CACHE_SECONDS=30).test_client()
     bodies = [client.get("/_readiness", headers=auth).get_data() for _ in range(5)]
     assert len(calls) == 2  # the fresh report, then the cached copy once

@@ -6,7 +6,7 @@ observation), so the record is exercised directly here, where an error would sho
 
 from __future__ import annotations
 
-from flask_prodready.observation import (
+from flask_prodready.engine.observation import (
     MAX_COOKIE_NAMES,
     MAX_SAMPLES,
     TrafficRecord,

@@ -8,8 +8,8 @@ from urllib.parse import quote
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_prodready.findings import Finding, Level
-from flask_prodready.redaction import MASK, Redactor, collect_secrets, is_secret_name
+from flask_prodready.engine.findings import Finding, Level
+from flask_prodready.engine.redaction import MASK, Redactor, collect_secrets, is_secret_name
 
 
 def test_secret_names() -> None:

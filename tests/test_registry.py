@@ -6,7 +6,7 @@ import pytest
 
 from flask_prodready import Level, check
 from flask_prodready.checks import builtin_checks
-from flask_prodready.registry import PLANNED, Registry, make_check
+from flask_prodready.engine.registry import Registry, make_check
 
 
 def noop(ctx: object) -> None:
@@ -36,7 +36,7 @@ def test_bad_level_and_modes() -> None:
     """Unknown levels and modes are refused."""
     with pytest.raises(ValueError, match="unknown level 'fatal'"):
         make_check("myapp.x", level="fatal", title="t", func=noop)
-    with pytest.raises(ValueError, match=r"modes of myapp\.x"):
+    with pytest.raises(ValueError, match=r"mode 'server' of myapp\.x is not one of live, cli"):
         make_check("myapp.x", level="error", title="t", modes=["server"], func=noop)
 
 
@@ -47,11 +47,8 @@ def test_clash_raises() -> None:
         registry.add(make_check("myapp.x", level="error", title="t", func=noop))
 
 
-def test_planned_ids_are_reserved() -> None:
-    """A reserved (planned) id cannot be taken by another check; built-ins list each id once."""
-    planned = make_check("server.root", level="error", title="t", kind=PLANNED)
-    with pytest.raises(ValueError, match="already registered"):
-        Registry([planned, make_check("server.root", level="error", title="t", func=noop)])
+def test_builtin_ids_are_unique() -> None:
+    """The built-in checks list each id once."""
     ids = [c.id for c in builtin_checks()]
     assert len(ids) == len(set(ids))
 
@@ -83,3 +80,31 @@ def test_module_level_decorator_returns_a_check() -> None:
     assert thing.id == "pkg.thing"
     assert thing.level is Level.WARNING
     assert thing.func is not None
+
+
+def test_mode_tags_come_from_the_modes() -> None:
+    """A check that cannot judge in every default mode carries the tags of the modes it can
+    judge in; one that judges in both carries none; a mode name given as a tag is refused."""
+    live = make_check("myapp.live", level="error", title="t", modes=["live"], func=noop)
+    both = make_check("myapp.both", level="error", title="t", func=noop)
+    remote = make_check("myapp.remote", level="error", title="t", modes=["remote"], func=noop)
+    assert live.tags == ("myapp", "live")
+    assert both.tags == ("myapp",)
+    assert remote.tags == ("myapp", "remote")
+    with pytest.raises(ValueError, match=r"tag 'live' of myapp\.x comes from its modes"):
+        make_check("myapp.x", level="error", title="t", tags=["live"], func=noop)
+
+
+def test_tag_live_selects_exactly_the_live_only_built_in_checks() -> None:
+    """--tag live selects every built-in check that can only judge in the running server
+    (server.root among them) and nothing else; cli and remote likewise."""
+    registry = Registry(builtin_checks())
+    for mode in ("live", "cli", "remote"):
+        selected = {c.id for c in registry.select([mode])}
+        expected = {c.id for c in registry if mode in c.modes and len(c.modes) == 1}
+        assert selected == expected, mode
+    assert "server.root" in {c.id for c in registry.select(["live"])}
+    assert {c.id for c in registry.select(["remote"])} == {
+        "tls.certificate_expiry",
+        "tls.http_redirect",
+    }

@@ -18,10 +18,10 @@ from flask import Flask
 
 from flask_prodready import ProdReady
 from flask_prodready.cli import FORMATS
-from flask_prodready.context import CheckContext
-from flask_prodready.extension import get_state
-from flask_prodready.findings import Report
-from flask_prodready.report_reader import report_from_dict
+from flask_prodready.engine.context import CheckContext
+from flask_prodready.engine.findings import Report
+from flask_prodready.engine.state import get_state
+from flask_prodready.remote.reader import report_from_dict
 
 from .integration.processes import free_port
 from .stub_server import Canned, StubServer
@@ -362,7 +362,9 @@ class TestUsage:
             (
                 ["--url", "http://127.0.0.1:9/", "--format", "xml"],
                 {},
-                f"Error: unknown format 'xml'; use one of {', '.join(FORMATS)}",
+                "Error: Invalid value for '--format': 'xml' is not one of "
+                + ", ".join(repr(name) for name in FORMATS)
+                + ".",
             ),
             (
                 ["--url", "http://127.0.0.1:9/", "--gunicorn-config", "g.py"],

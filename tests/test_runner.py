@@ -11,10 +11,8 @@ import pytest
 from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady, Status
-from flask_prodready import runner as runner_module
-from flask_prodready.extension import get_state
-from flask_prodready.registry import CLI, LIVE, PLANNED, make_check
-from flask_prodready.workers import CHECK_THREADS
+from flask_prodready.engine.registry import CLI, LIVE
+from flask_prodready.engine.state import get_state
 
 
 def _report(app: Flask, mode: str = CLI, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -127,11 +125,10 @@ def test_silenced_finding_is_reported_but_does_not_fail(make_app: Callable[..., 
     assert report.summary()["error"] == 0
 
 
-def test_live_only_and_planned_checks_are_skipped_with_reason(
+def test_live_only_and_remote_only_checks_are_skipped_with_reason(
     make_app: Callable[..., Flask],
 ) -> None:
-    """From the CLI a live-only or a remote-only check is skipped with a reason; a planned
-    one too; never pass."""
+    """From the CLI a live-only or a remote-only check is skipped with a reason; never pass."""
     ext = ProdReady()
 
     @ext.check("demo.live", title="Live only", modes=[LIVE])
@@ -139,7 +136,6 @@ def test_live_only_and_planned_checks_are_skipped_with_reason(
         raise AssertionError("must not run from the CLI")
 
     app = make_app(ext)
-    get_state(app).registry.add(make_check("demo.planned", level="error", title="P", kind=PLANNED))
     report = _report(app)
     live = report.outcomes["demo.live"]
     assert live.status is Status.SKIPPED
@@ -149,9 +145,6 @@ def test_live_only_and_planned_checks_are_skipped_with_reason(
         Status.SKIPPED,
         "can only judge from a remote client, not here",
     )
-    planned = report.outcomes["demo.planned"]
-    assert planned.status is Status.SKIPPED
-    assert planned.reason == "not built yet in this version of flask-prodready"
     assert "prodready.check_crashed" not in report.outcomes
 
 
@@ -219,32 +212,97 @@ def test_checks_run_in_parallel(make_app: Callable[..., Flask]) -> None:
     assert all(report.outcomes[f"demo.sleep{i}"].status is Status.PASS for i in range(5))
 
 
-def test_the_slowest_checks_of_the_last_run_start_first(
-    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+def test_pure_checks_run_inline_and_blocking_ones_on_daemon_threads(
+    make_app: Callable[..., Flask],
 ) -> None:
-    """Threads start in the order of the checks' last durations, slowest first (the first
-    run in registry order), so a check that waits on a server overlaps the quick ones."""
+    """A check declared pure runs in the thread that asked for the report; a blocking one on
+    a daemon thread of its own, named after it."""
     ext = ProdReady()
-    for name, seconds in (("alpha", 0.0), ("beta", 0.2), ("gamma", 0.05)):
+    seen: dict[str, threading.Thread] = {}
 
-        @ext.check(f"demo.{name}", title="Sleeps")
-        def sleeps(ctx: CheckContext, seconds: float = seconds) -> None:
-            time.sleep(seconds)
+    @ext.check("demo.pure", title="Pure", blocking=False)
+    def pure(ctx: CheckContext) -> None:
+        seen["pure"] = threading.current_thread()
 
-    app = make_app(ext)
-    started: list[str] = []
-    submit = CHECK_THREADS.submit
+    @ext.check("demo.waits", title="Blocking")
+    def waits(ctx: CheckContext) -> None:
+        seen["waits"] = threading.current_thread()
 
-    def recording(name: str, task: Callable[[], None]) -> None:
-        started.append(name)
-        submit(name, task)
+    _report(make_app(ext), tags=["demo"])
+    assert seen["pure"] is threading.current_thread()
+    assert seen["waits"] is not threading.current_thread()
+    assert seen["waits"].daemon
+    assert seen["waits"].name == "prodready:demo.waits"
 
-    monkeypatch.setattr(CHECK_THREADS, "submit", recording)
-    _report(app, tags=["demo"])
-    assert started == ["prodready:demo.alpha", "prodready:demo.beta", "prodready:demo.gamma"]
-    started.clear()
-    _report(app, tags=["demo"])
-    assert started == ["prodready:demo.beta", "prodready:demo.gamma", "prodready:demo.alpha"]
+
+def test_a_pure_check_that_overruns_is_reported(make_app: Callable[..., Flask]) -> None:
+    """A pure check that took longer than its timeout keeps its findings and is reported as
+    check_timeout, saying it ran inline and should be declared blocking."""
+    ext = ProdReady()
+
+    @ext.check("demo.slow_pure", title="Slow but declared pure", blocking=False)
+    def slow_pure(ctx: CheckContext) -> Iterator[Finding]:
+        time.sleep(0.4)
+        yield ctx.finding("found something")
+
+    report = _report(make_app(ext, PRODREADY_CHECK_TIMEOUT=0.1), tags=["demo"])
+    outcome = report.outcomes["demo.slow_pure"]
+    assert outcome.status is Status.ERROR
+    assert [f.id for f in outcome.findings] == ["demo.slow_pure", "prodready.check_timeout"]
+    assert "declared pure" in outcome.findings[1].message
+    assert "blocking=True" in outcome.findings[1].message
+
+
+def test_built_in_checks_that_wait_on_io_are_declared_blocking() -> None:
+    """The built-in checks that talk to a server, run a subprocess or walk the file system
+    are blocking; the ones that read the process are pure."""
+    from flask_prodready.checks import builtin_checks
+
+    blocking = {c.id for c in builtin_checks() if c.blocking}
+    assert {
+        "database.unreachable",
+        "database.pool_budget",
+        "database.superuser",
+        "database.migrations",
+        "dependencies.vulnerable",
+        "tls.certificate_expiry",
+        "tls.http_redirect",
+        "config.secret_key_in_source",
+        "backups.stale",
+    } <= blocking
+    assert not blocking & {"config.debug", "cookies.session_secure", "database.sqlite"}
+
+
+def test_threads_stay_bounded_with_a_hanging_check(make_app: Callable[..., Flask]) -> None:
+    """50 uncached reports in a row with a blocking check that hangs: after the first, the
+    process holds no more threads than it did (the hung attempt is joined, not restarted)."""
+    ext = ProdReady()
+    release = threading.Event()
+
+    @ext.check("demo.hangs_forever", title="Hangs")
+    def hangs(ctx: CheckContext) -> None:
+        release.wait(60)
+
+    @ext.check("demo.fine", title="Fine")
+    def fine(ctx: CheckContext) -> None:
+        return None
+
+    app = make_app(ext, PRODREADY_CHECK_TIMEOUT=0.02, PRODREADY_CACHE_SECONDS=0)
+    try:
+        first = _report(app, tags=["demo"])
+        assert first.outcomes["demo.hangs_forever"].reason == "timed out"
+        time.sleep(0.1)  # the quick check's thread ends
+        after_first = threading.active_count()
+        counts = []
+        for _ in range(50):
+            report = _report(app, tags=["demo"])
+            assert report.outcomes["demo.fine"].status is Status.PASS
+            counts.append(threading.active_count())
+        time.sleep(0.1)
+        assert threading.active_count() <= after_first
+        assert max(counts) <= after_first + 1  # the quick check's own thread, while it runs
+    finally:
+        release.set()
 
 
 def test_a_check_can_have_its_own_timeout(make_app: Callable[..., Flask]) -> None:
@@ -269,84 +327,3 @@ def test_check_timeout_must_be_positive() -> None:
     """timeout=0 is refused at declaration, naming the check."""
     with pytest.raises(ValueError, match=r"timeout of demo\.x must be a number of seconds > 0"):
         ProdReady().check("demo.x", title="x", timeout=0)(lambda ctx: None)
-
-
-class _Gauge:
-    """How many of some checks run at once, at the most."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now = 0
-        self.most = 0
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += 1
-            self.most = max(self.most, self.now)
-        time.sleep(seconds)
-        with self.lock:
-            self.now -= 1
-
-
-def _sleepers(ext: ProdReady, prefix: str, count: int, seconds: float, gauge: _Gauge) -> None:
-    for number in range(count):
-
-        @ext.check(f"{prefix}.n{number}", title="Sleeps")
-        def sleeps(ctx: CheckContext) -> None:
-            gauge.sleep(seconds)
-
-
-def test_quick_checks_run_a_few_at_a_time(make_app: Callable[..., Flask]) -> None:
-    """Checks that took under QUICK_SECONDS last time run QUICK_AT_ONCE at a time; slow
-    ones and those never timed start at once."""
-    ext = ProdReady()
-    quick, slow = _Gauge(), _Gauge()
-    _sleepers(ext, "quick", 8, 0.001, quick)
-    _sleepers(ext, "slow", 4, 0.05, slow)
-    app = make_app(ext)
-    first = _report(app, tags=["quick", "slow"])  # nothing timed yet: all at once
-    assert all(o.status is Status.PASS for o in first.outcomes.values())
-    assert slow.most == 4
-    quick.most = slow.most = 0
-    second = _report(app, tags=["quick", "slow"])
-    assert all(o.status is Status.PASS for o in second.outcomes.values())
-    assert 1 <= quick.most <= runner_module.QUICK_AT_ONCE
-    assert slow.most == 4
-
-
-def test_a_hung_quick_check_does_not_hold_up_the_others(
-    make_app: Callable[..., Flask],
-) -> None:
-    """Two checks that were quick and now hang hold both slots, each for QUICK_GRACE at
-    the most: every other quick check still runs and passes, and the run ends on time."""
-    ext = ProdReady()
-    release = threading.Event()
-    hang = threading.Event()
-
-    for name in ("quick.a_hangs", "quick.b_hangs"):
-        # The slowest of the quick ones the first time, so they take both slots first.
-
-        @ext.check(name, title="Hangs the second time")
-        def hangs(ctx: CheckContext) -> None:
-            if hang.is_set():
-                release.wait(10)
-            else:
-                time.sleep(0.003)
-
-    gauge = _Gauge()
-    _sleepers(ext, "quick", 6, 0.001, gauge)
-    app = make_app(ext, PRODREADY_CHECK_TIMEOUT=1.0)
-    _report(app, tags=["quick"])
-    hang.set()
-    try:
-        started = time.monotonic()
-        report = _report(app, tags=["quick"])
-        elapsed = time.monotonic() - started
-    finally:
-        release.set()
-    hung = ("quick.a_hangs", "quick.b_hangs")
-    assert [report.outcomes[cid].reason for cid in hung] == ["timed out", "timed out"]
-    others = {cid: o.status for cid, o in report.outcomes.items() if cid not in hung}
-    assert len(others) == 6
-    assert set(others.values()) == {Status.PASS}
-    assert elapsed < 1.0 + 0.5

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from flask_prodready import ProdReady
-from flask_prodready.extension import get_state
+from flask_prodready.engine.state import get_state
 
 
 def test_defaults(make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch) -> None:

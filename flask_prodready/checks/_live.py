@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..context import CheckContext
-from ..observation import TrafficSnapshot
+from ..engine.context import CheckContext
+from ..engine.observation import TrafficSnapshot
 
 NO_TRAFFIC = "this worker has not served any request yet (besides the health endpoints)"
 

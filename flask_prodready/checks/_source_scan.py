@@ -45,7 +45,6 @@ SKIP_DIRS = frozenset(
 CONFIG_SUFFIXES = frozenset(
     {".py", ".cfg", ".ini", ".toml", ".json", ".yaml", ".yml", ".conf", ".env", ".txt", ".sh"}
 )
-PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 #: A scan's result is reused this long: the code of a running process does not change
 #: (permission bits of the files found are read again on every use).
 RESULT_TTL = 300.0
@@ -69,17 +68,6 @@ class ScanResult:
     scanned: int
     root: str
     git: bool
-
-
-def project_root(root_path: str) -> Path:
-    """The project folder around an app package: the nearest parent with a marker."""
-    start = Path(root_path).resolve()
-    if "site-packages" in start.parts:
-        return start
-    for candidate in [start, *start.parents][:4]:
-        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
-            return candidate
-    return start
 
 
 def _is_venv(folder: Path) -> bool:

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import check
 
 #: Most files looked at under the backup folder before the walk gives up.
 MAX_BACKUP_FILES = 10_000
@@ -92,6 +92,7 @@ def describe_age(seconds: float) -> str:
     title="The newest backup is younger than the allowed age",
     hint="Find out why the backup job stopped (cron or systemd timer logs, disk space, "
     "credentials) and run it now; PRODREADY_BACKUP_PATH must be the folder it writes to.",
+    blocking=True,
 )
 def check_backups_stale(ctx: CheckContext) -> Iterator[Finding]:
     setting = ctx.settings.backup_path

@@ -11,10 +11,11 @@ from typing import Any
 
 from flask.helpers import get_debug_flag
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import check
-from ._source_scan import find_secret_in_files, project_root
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.project import project_root
+from ..engine.registry import check
+from ._source_scan import find_secret_in_files
 
 #: A text key shorter than this is guessable or a leftover (``secrets.token_hex()`` gives 64).
 MIN_KEY_LENGTH = 32
@@ -234,6 +235,7 @@ def check_secret_key_fallbacks(ctx: CheckContext) -> Iterator[Finding]:
     hint="Move the key to the environment or to a secrets file git ignores "
     "(instance/config.py, mode 600), then rotate it: anyone with the source can "
     "sign sessions. Keep the old key in SECRET_KEY_FALLBACKS until sessions expire.",
+    blocking=True,
 )
 def check_secret_key_in_source(ctx: CheckContext) -> Iterator[Finding]:
     key = ctx.config.get("SECRET_KEY")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import LIVE, check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import LIVE, check
 from ._live import observed_traffic
 
 
@@ -81,7 +81,7 @@ def check_remember_secure(ctx: CheckContext) -> Iterator[Finding]:
 @check(
     "cookies.observed_insecure",
     level=Level.ERROR,
-    tags=["security", "live"],
+    tags=["security"],
     modes=[LIVE],
     title="Every Set-Cookie sent has Secure and HttpOnly",
     hint="Set secure=True and httponly=True where the cookie is set (response.set_cookie, "

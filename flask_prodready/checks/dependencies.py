@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import CLI, check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import CLI, check
 
 AUDIT_INSTALL = "pip install 'flask-prodready[audit]'"
 #: Why the check is skipped when the command line was not given ``--audit``.
@@ -223,9 +223,10 @@ def _named(items: Sequence[str]) -> str:
     "--ignore-vuln ID to pip-audit through PRODREADY_PIP_AUDIT_ARGS.",
     modes=(CLI,),
     timeout=AUDIT_TIMEOUT,
+    blocking=True,
 )
 def check_vulnerable(ctx: CheckContext) -> Iterator[Finding]:
-    if not ctx.options.get("audit"):
+    if not ctx.audit:
         ctx.skip(NOT_ASKED)
     args = ctx.settings.pip_audit_args
     refused = _refused(args)

@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..observation import SECURITY_HEADERS, probe_response
-from ..registry import check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.observation import SECURITY_HEADERS, probe_response
+from ..engine.registry import check
 
 #: HSTS shorter than 180 days lets a returning visitor be downgraded after it lapses.
 MIN_HSTS_MAX_AGE = 180 * 24 * 3600
@@ -81,6 +81,7 @@ def csp_directives(policy: str) -> dict[str, list[str]]:
     title="Responses carry Strict-Transport-Security with max-age >= 180 days",
     hint="Send Strict-Transport-Security: max-age=31536000; includeSubDomains (from an "
     "after_request hook or Flask-Talisman) once the whole site is on HTTPS.",
+    blocking=True,
 )
 def check_hsts(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
@@ -108,6 +109,7 @@ def check_hsts(ctx: CheckContext) -> Iterator[Finding]:
     title="Responses carry a Content-Security-Policy without unsafe-inline scripts",
     hint="Send a Content-Security-Policy such as default-src 'self'; use nonces or hashes "
     "instead of 'unsafe-inline' for scripts.",
+    blocking=True,
 )
 def check_csp(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
@@ -141,6 +143,7 @@ def check_csp(ctx: CheckContext) -> Iterator[Finding]:
     tags=["security"],
     title="Responses carry X-Content-Type-Options: nosniff",
     hint="Send X-Content-Type-Options: nosniff on every response.",
+    blocking=True,
 )
 def check_nosniff(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
@@ -165,6 +168,7 @@ def check_nosniff(ctx: CheckContext) -> Iterator[Finding]:
     title="Responses forbid framing (X-Frame-Options or CSP frame-ancestors)",
     hint="Send Content-Security-Policy: frame-ancestors 'self' (or X-Frame-Options: DENY) "
     "against clickjacking.",
+    blocking=True,
 )
 def check_framing(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
@@ -187,6 +191,7 @@ def check_framing(ctx: CheckContext) -> Iterator[Finding]:
     tags=["security"],
     title="Responses carry a Referrer-Policy",
     hint="Send Referrer-Policy: strict-origin-when-cross-origin (or stricter).",
+    blocking=True,
 )
 def check_referrer_policy(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)

@@ -19,10 +19,10 @@ from typing import Any
 
 from flask.logging import default_handler, wsgi_errors_stream
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import LIVE, check
-from ..server import GUNICORN, server_kind
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import LIVE, check
+from ..engine.server import GUNICORN, server_kind
 
 #: The extra that installs sentry-sdk, named in skip reasons and hints.
 SENTRY_INSTALL = "pip install 'flask-prodready[sentry]'"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import check
 
 
 @check(

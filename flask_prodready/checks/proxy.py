@@ -15,9 +15,9 @@ from typing import Any
 
 from flask import Flask
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import LIVE, check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import LIVE, check
 from ._live import observed_traffic
 
 #: How deep the WSGI chain is followed.
@@ -73,7 +73,6 @@ def proxy_trust(app: Flask) -> ProxyTrust | None:
     title="Forwarded headers are trusted by the WSGI chain",
     hint="Wrap the app: app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1) "
     "(werkzeug.middleware.proxy_fix), with one hop per proxy in front.",
-    tags=["live"],
     modes=[LIVE],
 )
 def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
@@ -103,7 +102,6 @@ def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
     title="The proxy sends X-Forwarded-Proto",
     hint="In nginx: proxy_set_header X-Forwarded-Proto $scheme; then trust it with "
     "ProxyFix(x_proto=1).",
-    tags=["live"],
     modes=[LIVE],
 )
 def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
@@ -120,7 +118,7 @@ def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
 @check(
     "proxy.scheme_mismatch",
     level=Level.ERROR,
-    tags=["live", "security"],
+    tags=["security"],
     modes=[LIVE],
     title="The app sees the scheme the proxy reports",
     hint="Trust X-Forwarded-Proto: ProxyFix(app.wsgi_app, x_proto=1), or gunicorn's "
@@ -140,7 +138,7 @@ def check_scheme_mismatch(ctx: CheckContext) -> Iterator[Finding]:
 @check(
     "proxy.too_many_hops",
     level=Level.WARNING,
-    tags=["live", "security"],
+    tags=["security"],
     modes=[LIVE],
     title="ProxyFix trusts no more hops than requests carry",
     hint="Set x_for to the number of proxies in front of the app (1 behind a single "

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import CLI, LIVE, check
-from ..server import WERKZEUG, GunicornSettings, available_cpus, server_kind
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import CLI, LIVE, check
+from ..engine.server import WERKZEUG, GunicornSettings, available_cpus, server_kind
 
 #: A gunicorn timeout above this lets one stuck request hold a worker for minutes.
 MAX_TIMEOUT = 120
@@ -35,7 +35,6 @@ def _gunicorn(ctx: CheckContext) -> GunicornSettings:
 @check(
     "server.dev_server",
     level=Level.CRITICAL,
-    tags=["live"],
     modes=[LIVE],
     title="Not served by the Werkzeug development server",
     hint="Run the app under a production server: gunicorn 'yourapp:create_app()' "

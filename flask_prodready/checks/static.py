@@ -10,11 +10,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import LIVE, check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.project import project_root
+from ..engine.registry import LIVE, check
 from ._live import observed_traffic
-from ._source_scan import project_root
 
 #: App config keys that name an upload folder, in the order they are looked at.
 UPLOAD_FOLDER_KEYS = ("UPLOAD_FOLDER", "MEDIA_ROOT")
@@ -82,6 +82,7 @@ def _code_folder_problem(ctx: CheckContext, folder: Path) -> str | None:
     hint="Keep uploads in a folder of their own outside the code and the static folder "
     "(for example /var/lib/yourapp/uploads, or a symlink to it), writable by the app's "
     "user and kept across deploys.",
+    blocking=True,
 )
 def check_upload_folder(ctx: CheckContext) -> Iterator[Finding]:
     found = upload_folder(ctx)
@@ -123,7 +124,6 @@ def check_upload_folder(ctx: CheckContext) -> Iterator[Finding]:
 @check(
     "static.served_by_app",
     level=Level.WARNING,
-    tags=["live"],
     modes=[LIVE],
     title="The app does not serve /static itself",
     hint="Let nginx serve the static folder (location /static/ { alias /path/to/static/; "

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import check
 from .static import as_folder, upload_folder
 
 #: The extra that installs psutil, named in skip reasons.
@@ -82,6 +82,7 @@ def _join(labels: list[str]) -> str:
     title="Free disk space under the app, uploads and temp >= 10%",
     hint="Free space (old logs, releases, caches, temp files) or grow the disk; a full disk "
     "fails uploads, sessions on disk, logs and database writes.",
+    blocking=True,
 )
 def check_disk(ctx: CheckContext) -> Iterator[Finding]:
     psutil = _psutil(ctx)

@@ -3,7 +3,7 @@
 The app behind a proxy never holds the certificate and never sees a plain-HTTP request
 the proxy turned away, so these checks run on the client: ``prodready --url`` or
 ``flask readiness --url`` runs them after fetching the report, and adds their outcomes to
-it. They read ``ctx.options``: ``url`` (the report URL), ``cafile``, ``timeout`` (seconds
+it. They read ``ctx.remote``: ``url`` (the report URL), ``cafile``, ``timeout`` (seconds
 per connection) and ``http_port`` (where plain HTTP is asked, 80 by default).
 """
 
@@ -17,9 +17,9 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import SplitResult, urljoin, urlsplit
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import REMOTE, check
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
+from ..engine.registry import REMOTE, check
 
 #: Days before expiry when a certificate is an error, and when it is a warning.
 EXPIRY_ERROR_DAYS = 14
@@ -41,10 +41,10 @@ DAY = 86400.0
 
 def _https_target(ctx: CheckContext) -> SplitResult:
     """The report URL given to the front end; skip when there is none or it is not https."""
-    url = ctx.options.get("url")
-    if not isinstance(url, str) or not url:
+    remote = ctx.remote
+    if remote is None or not remote.url:
         ctx.skip("no URL to judge: run prodready --url URL or flask readiness --url URL")
-    target = urlsplit(url)
+    target = urlsplit(remote.url)
     if target.scheme != "https" or not target.hostname:
         ctx.skip(
             f"the URL is {target.scheme}://, not https://: no certificate and no https:// "
@@ -55,8 +55,8 @@ def _https_target(ctx: CheckContext) -> SplitResult:
 
 def _io_timeout(ctx: CheckContext) -> float:
     """Seconds the next connection may take: the front end's timeout, within the deadline."""
-    given = ctx.options.get("timeout")
-    wanted = float(given) if isinstance(given, (int, float)) and given > 0 else DEFAULT_TIMEOUT
+    given = ctx.remote.timeout if ctx.remote is not None else None
+    wanted = float(given) if given is not None and given > 0 else DEFAULT_TIMEOUT
     left = ctx.time_left() - DEADLINE_MARGIN
     if left <= 0:
         ctx.skip("no time left to connect before the check's deadline")
@@ -90,8 +90,9 @@ def _days(seconds: float) -> str:
 @check(
     "tls.certificate_expiry",
     level=Level.ERROR,
-    tags=["security", "remote"],
+    tags=["security"],
     modes=[REMOTE],
+    blocking=True,
     title="The TLS certificate does not expire within 30 days",
     hint="Renew the certificate (certbot renew, or your provider's renewal), make sure "
     "renewal runs by itself (a timer or cron job), and reload the server so it serves the "
@@ -104,7 +105,7 @@ def check_certificate_expiry(ctx: CheckContext) -> Finding | None:
     host = target.hostname or ""
     port = target.port or 443
     where = _netloc(host, port, 443)
-    cafile = ctx.options.get("cafile")
+    cafile = ctx.remote.cafile if ctx.remote is not None else None
     context = ssl.create_default_context(cafile=cafile if isinstance(cafile, str) else None)
     try:
         with (
@@ -155,8 +156,9 @@ def _ask(url: str, timeout: float) -> tuple[int, str, str | None]:
 @check(
     "tls.http_redirect",
     level=Level.WARNING,
-    tags=["security", "remote"],
+    tags=["security"],
     modes=[REMOTE],
+    blocking=True,
     title="Plain http:// redirects to https://",
     hint="Answer every plain-HTTP request with a redirect to https:// (nginx: a port-80 "
     "server with 'return 301 https://$host$request_uri;'), and send "
@@ -167,8 +169,8 @@ def check_http_redirect(ctx: CheckContext) -> Finding | None:
     ``https://`` passes; nothing listening passes too (plain HTTP is not served at all)."""
     target = _https_target(ctx)
     host = target.hostname or ""
-    given = ctx.options.get("http_port")
-    port = given if isinstance(given, int) and given > 0 else DEFAULT_HTTP_PORT
+    given = ctx.remote.http_port if ctx.remote is not None else None
+    port = given if given is not None and given > 0 else DEFAULT_HTTP_PORT
     start = f"http://{_netloc(host, port, 80)}/"
     url = start
     for hop in range(MAX_REDIRECTS + 1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..findings import Finding, Report, Status
+from ..engine.findings import Finding, Report, Status
 
 
 def findings_by_area(report: Report) -> list[tuple[str, list[Finding]]]:

@@ -13,8 +13,8 @@ from importlib.resources import files
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..findings import Level, Report, Status
-from ..registry import Registry
+from ..engine.findings import Level, Report, Status
+from ..engine.registry import Registry
 from .grouping import findings_by_area, ids_with_status, skipped_by_reason
 
 #: Where each check's reference page lives; the anchor is the check id.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..findings import Report
+from ..engine.findings import Report
 
 
 def render_json(report: Report) -> str:

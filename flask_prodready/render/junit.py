@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from ..findings import CheckOutcome, Finding, Level, Report, Status
+from ..engine.findings import CheckOutcome, Finding, Level, Report, Status
 
 SUITE_NAME = "flask-prodready"
 

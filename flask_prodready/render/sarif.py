@@ -27,9 +27,9 @@ from urllib.parse import quote
 
 from flask import Flask
 
-from ..checks._source_scan import project_root
-from ..findings import Finding, Level, Report
-from ..registry import Check, Registry
+from ..engine.findings import Finding, Level, Report
+from ..engine.project import project_root
+from ..engine.registry import Check, Registry
 from .html import DOCS_URL, doc_anchor
 
 SCHEMA_URL = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -61,6 +61,11 @@ class SourceLocations:
     root: Path
     #: The app's module file (or package folder), relative to ``root``, as a URI.
     app_uri: str
+
+    @classmethod
+    def here(cls) -> SourceLocations:
+        """Results relative to the current folder (remote mode has no app to point into)."""
+        return cls(Path.cwd().resolve(), ".")
 
     @classmethod
     def for_app(cls, app: Flask) -> SourceLocations:
@@ -155,7 +160,7 @@ def _result(
 
 def render_sarif(report: Report, *, registry: Registry, locations: SourceLocations) -> str:
     """The report as a SARIF 2.1.0 log with one run."""
-    from .. import __version__  # the package is fully imported by the time this runs
+    from .._version import __version__
 
     rules = [_rule(item) for item in registry]
     rule_index = {rule["id"]: index for index, rule in enumerate(rules)}

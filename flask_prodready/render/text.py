@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import click
 
-from ..findings import Level, Report, Status
-from ..registry import CLI, ENGINE, LIVE, PLANNED, Check
+from ..engine.findings import Level, Report, Status
+from ..engine.registry import DEFAULT_MODES, ENGINE, Check
 from .grouping import findings_by_area, skipped_by_reason
 
 _LEVEL_STYLE = {
@@ -85,9 +85,9 @@ def render_catalogue(checks: Iterable[Check]) -> str:
         if item.kind == ENGINE:
             marks = ["reported by the runner"]
         else:
-            marks = ["not built yet"] if item.kind == PLANNED else []
-            if item.modes != {LIVE, CLI}:
-                marks.append(" or ".join(sorted(item.modes)) + " only")
+            marks = []
+            if item.modes != DEFAULT_MODES:
+                marks.append(" or ".join(sorted(mode.value for mode in item.modes)) + " only")
         suffix = f"  [{', '.join(marks)}]" if marks else ""
         tags = ",".join(item.tags)
         lines.append(f"{item.id:<{width}}  {item.level.value:<8}  {tags:<28}  {item.title}{suffix}")

@@ -24,9 +24,9 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.pool import NullPool
 
-from flask_prodready.extension import get_state
-from flask_prodready.findings import CheckOutcome
-from flask_prodready.server import load_gunicorn_config
+from flask_prodready.engine.findings import CheckOutcome
+from flask_prodready.engine.server import load_gunicorn_config
+from flask_prodready.engine.state import get_state
 
 from ..postgres import PostgresServer, Role, free_port, wait_until
 from ..support import messages_of, outcome_of
@@ -510,10 +510,10 @@ class TestSharedConnection:
     ) -> None:
         """The facts query fails on the server; SELECT 1 on the same connection still
         answered, so database.unreachable stays quiet and the others cannot judge."""
-        from flask_prodready.checks import _db_facts
+        from flask_prodready.checks.database import facts
 
         web_concurrency(2)
-        monkeypatch.setattr(_db_facts, "_POSTGRESQL_FACTS", "SELECT * FROM no_such_table")
+        monkeypatch.setattr(facts, "_POSTGRESQL_FACTS", "SELECT * FROM no_such_table")
         app = make_db_app(postgres.url(postgres.owner, pg_database))
         opened = self._counted(app)
         state = get_state(app)

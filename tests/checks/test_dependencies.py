@@ -23,8 +23,8 @@ from flask import Flask
 
 from flask_prodready import ProdReady
 from flask_prodready.checks.dependencies import AUDIT_TIMEOUT, NOT_ASKED, parse_report
-from flask_prodready.extension import get_state
-from flask_prodready.findings import CheckOutcome
+from flask_prodready.engine.findings import CheckOutcome
+from flask_prodready.engine.state import get_state
 
 from ..support import GOOD_CONFIG, outcome_of
 
@@ -135,7 +135,7 @@ def audit_args(url: str, requirements_file: Path | None = None) -> list[str]:
 
 
 def audit(app: Flask, *, audit: bool = True, mode: str = "cli") -> CheckOutcome:
-    return outcome_of(app, CHECK, mode, options={"audit": audit})
+    return outcome_of(app, CHECK, mode, audit=audit)
 
 
 @pytest.fixture
@@ -303,7 +303,7 @@ class TestCouldNotAudit:
             assert registered is not None
             assert registered.timeout == AUDIT_TIMEOUT
             quick = replace(registered, timeout=2.0)  # the same check with a 2 s budget
-            report = state.build_report(app, mode="cli", checks=[quick], options={"audit": True})
+            report = state.build_report(app, mode="cli", checks=[quick], audit=True)
             outcome = report.outcomes[CHECK]
             assert outcome.status.value == "skipped"
             assert outcome.reason is not None

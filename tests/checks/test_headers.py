@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask, Response
 
-from flask_prodready.observation import clear_probes
+from flask_prodready.engine.observation import clear_probes
 
 from ..support import messages_of
 

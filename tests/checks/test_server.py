@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_prodready.server import GunicornSettings, available_cpus, load_gunicorn_config
+from flask_prodready.engine.server import GunicornSettings, available_cpus, load_gunicorn_config
 
 from ..support import messages_of, outcome_of
 
@@ -152,7 +152,7 @@ class TestGunicornChecks:
             [
                 sys.executable,
                 "-c",
-                "from flask_prodready.server import load_gunicorn_config as l;"
+                "from flask_prodready.engine.server import load_gunicorn_config as l;"
                 f"print(l({str(path)!r}).workers)",
             ],
             capture_output=True,

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from flask_prodready.checks import system
-from flask_prodready.server import GunicornSettings
+from flask_prodready.engine.server import GunicornSettings
 
 from ..support import messages_of, outcome_of
 

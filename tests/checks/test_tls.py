@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from flask_prodready.engine.context import RemoteTarget
 from tests.integration.processes import free_port, self_signed_certificate
 
 from ..stub_server import Canned, StubServer, tls_context
@@ -41,9 +42,9 @@ def not_after(certificate: Path) -> datetime:
     return datetime.strptime(text, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
 
 
-def remote(app: Flask, check_id: str, **options: Any) -> Any:
-    """The outcome of one tls check run in remote mode with these front-end options."""
-    return outcome_of(app, check_id, mode="remote", options=options)
+def remote(app: Flask, check_id: str, **target: Any) -> Any:
+    """The outcome of one tls check run in remote mode against this target."""
+    return outcome_of(app, check_id, mode="remote", remote=RemoteTarget(**target))
 
 
 class TestCertificateExpiry:

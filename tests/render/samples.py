@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask_prodready.findings import CheckOutcome, Finding, Level, Report, Status, WorkerInfo
+from flask_prodready.engine.findings import CheckOutcome, Finding, Level, Report, Status, WorkerInfo
 
 GENERATED_AT = "2026-11-27T10:00:00Z"
 #: 2026-11-27T10:00:00Z in Unix seconds.

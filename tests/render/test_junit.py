@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
-from flask_prodready.findings import CheckOutcome, Level, Status
+from flask_prodready.engine.findings import CheckOutcome, Level, Status
 from flask_prodready.render.junit import render_junit
 
 from ..test_cli import run_flask

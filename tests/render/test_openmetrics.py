@@ -10,7 +10,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from flask_prodready import CheckContext, Finding, ProdReady
-from flask_prodready.findings import CheckOutcome, Status
+from flask_prodready.engine.findings import CheckOutcome, Status
 from flask_prodready.render.openmetrics import escape_label_value, render_openmetrics
 
 from ..support import TOKEN

@@ -20,9 +20,9 @@ import pytest
 from flask import Flask
 
 from flask_prodready import ProdReady
-from flask_prodready.extension import get_state
-from flask_prodready.findings import CheckOutcome, Status
-from flask_prodready.registry import Registry, make_check
+from flask_prodready.engine.findings import CheckOutcome, Status
+from flask_prodready.engine.registry import Registry, make_check
+from flask_prodready.engine.state import get_state
 from flask_prodready.render.sarif import SourceLocations, render_sarif
 
 from ..test_cli import SPEC_IDS, run_flask

@@ -42,11 +42,12 @@ from hypothesis import strategies as st
 
 from flask_prodready import CheckContext, Finding, ProdReady
 from flask_prodready.cli import FORMATS as CLI_FORMATS
-from flask_prodready.cli import render_report
-from flask_prodready.extension import get_state
-from flask_prodready.findings import Level
-from flask_prodready.registry import CLI
+from flask_prodready.engine.findings import Level
+from flask_prodready.engine.registry import CLI
+from flask_prodready.engine.state import get_state
+from flask_prodready.render import render
 from flask_prodready.render.openmetrics import escape_label_value
+from flask_prodready.render.sarif import SourceLocations
 
 from ..support import TOKEN
 
@@ -246,8 +247,12 @@ def outputs(app: Flask, records: Callable[[], list[logging.LogRecord]]) -> dict[
     with app.app_context():
         report = state.build_report(app, mode=CLI)
     for fmt in CLI_FORMATS:
-        found[f"cli {fmt}"] = render_report(
-            report, fmt, Level.ERROR, registry=state.registry, app=app
+        found[f"cli {fmt}"] = render(
+            report,
+            fmt,
+            threshold=Level.ERROR,
+            registry=state.registry,
+            locations=SourceLocations.for_app(app),
         )
     client = app.test_client()
 

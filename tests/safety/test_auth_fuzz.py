@@ -19,7 +19,7 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_prodready.http import TOKEN_PARAMETERS
+from flask_prodready.web.views import TOKEN_PARAMETERS
 
 from ..support import TOKEN
 

@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 
 from flask_prodready import CheckContext, Finding, ProdReady, Status
-from flask_prodready.extension import get_state
-from flask_prodready.registry import CLI
-from flask_prodready.runner import MAX_FINDINGS
+from flask_prodready.engine.registry import CLI
+from flask_prodready.engine.runner import MAX_FINDINGS
+from flask_prodready.engine.state import get_state
 
 MakeApp = Callable[..., Flask]
 

@@ -16,8 +16,8 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_prodready.extension import get_state
-from flask_prodready.http import MAX_VALUE_LENGTH
+from flask_prodready.engine.state import get_state
+from flask_prodready.web.views import MAX_VALUE_LENGTH
 
 MakeApp = Callable[..., Flask]
 REPORT_TYPES = {

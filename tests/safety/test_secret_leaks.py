@@ -23,10 +23,10 @@ from flask import Flask
 from hypothesis import HealthCheck, assume, given, settings
 
 from flask_prodready import CheckContext, ProdReady
-from flask_prodready.extension import get_state
-from flask_prodready.redaction import MASK, Redactor
-from flask_prodready.registry import CLI
-from flask_prodready.runner import MAX_EXCEPTION_MESSAGE
+from flask_prodready.engine.redaction import MASK, Redactor
+from flask_prodready.engine.registry import CLI
+from flask_prodready.engine.runner import MAX_EXCEPTION_MESSAGE
+from flask_prodready.engine.state import get_state
 
 from ..support import GOOD_CONFIG
 from ..test_cli import run_flask

@@ -16,15 +16,14 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request, url_for
 from werkzeug.datastructures import MIMEAccept
 
-from .extension import AppState, get_state
-from .findings import Report, Status
+from ..engine.findings import Report, Status
+from ..engine.redaction import Redactor
+from ..engine.settings import Settings
+from ..engine.state import AppState, get_state
+from ..render import render
+from ..render.html import stylesheet_text
+from ..render.openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
 from .healthz import HEALTH_JSON, healthz_answer
-from .redaction import Redactor
-from .render.html import render_html, stylesheet_text
-from .render.json import render_json
-from .render.openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
-from .render.openmetrics import render_openmetrics
-from .settings import Settings
 
 logger = logging.getLogger("flask_prodready")
 
@@ -100,11 +99,11 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
     # What each Accept header a client sent negotiated to (bounded).
     negotiated: dict[str, str] = {}
 
-    def rendered(report: Report, variant: tuple[str, ...], render: Callable[[], str]) -> bytes:
+    def rendered(report: Report, variant: tuple[str, ...], make: Callable[[], str]) -> bytes:
         kept = bodies.get(variant)
         if kept is not None and kept[0] is report:
             return kept[1]
-        body = render().encode("utf-8")
+        body = make().encode("utf-8")
         if report.cached:  # only cached reports come back; a fresh one is rendered once
             if len(bodies) >= MAX_RENDERED:
                 bodies.clear()
@@ -243,14 +242,14 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
         if chosen == "openmetrics":
             # Always 200: a scraper drops the body of any other answer, and the status
             # is in the metrics (prodready_status).
-            body = rendered(report, ("openmetrics",), lambda: render_openmetrics(report))
+            body = rendered(report, ("openmetrics",), lambda: render(report, "openmetrics"))
             return respond(body, 200, OPENMETRICS_CONTENT_TYPE)
         if chosen == "html":
             stylesheet = url_for("prodready.stylesheet")  # honours SCRIPT_NAME
             page = rendered(
                 report,
                 ("html", stylesheet),
-                lambda: render_html(report, stylesheet_url=stylesheet, registry=state.registry),
+                lambda: render(report, "html", stylesheet_url=stylesheet, registry=state.registry),
             )
             return respond(
                 page,
@@ -258,7 +257,9 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
                 "text/html; charset=utf-8",
                 **{"Content-Security-Policy": HTML_CSP},
             )
-        return respond(rendered(report, ("json",), lambda: render_json(report)), code, HEALTH_JSON)
+        return respond(
+            rendered(report, ("json",), lambda: render(report, "json")), code, HEALTH_JSON
+        )
 
     def stylesheet() -> Response:
         state = get_state(current_app)

@@ -12,14 +12,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..context import CheckContext
-from ._db_engines import _Database
-from ._db_probe import _connect, _Probe, _start_probe, _statement_timeout
+from ...engine.context import CheckContext
+from .engines import Database
+from .probe import Answer, ask_alone, connect, statement_timeout
 
 _INSTALL_ALEMBIC = "Alembic is not installed (pip install 'flask-prodready[migrations]')"
 
 
-def _script_heads(ctx: CheckContext, migrate: Any) -> tuple[Any, tuple[str, ...]]:
+def script_heads(ctx: CheckContext, migrate: Any) -> tuple[Any, tuple[str, ...]]:
     """The Alembic script directory of Flask-Migrate's folder, and its heads; skips the
     check when Alembic is missing or the folder has no readable revision."""
     try:
@@ -27,7 +27,7 @@ def _script_heads(ctx: CheckContext, migrate: Any) -> tuple[Any, tuple[str, ...]
         from alembic.script import ScriptDirectory
     except ImportError:
         ctx.skip(_INSTALL_ALEMBIC)
-    folder = _migrations_folder(ctx, str(getattr(migrate, "directory", None) or "migrations"))
+    folder = migrations_folder(ctx, str(getattr(migrate, "directory", None) or "migrations"))
     ini = folder / "alembic.ini"
     config = Config(str(ini) if ini.is_file() else None)
     config.set_main_option("script_location", str(folder).replace("%", "%%"))
@@ -41,24 +41,22 @@ def _script_heads(ctx: CheckContext, migrate: Any) -> tuple[Any, tuple[str, ...]
     return script, heads
 
 
-def _revision_probes(
-    migrate: Any, databases: Iterable[_Database], seconds: float
-) -> dict[int, _Probe]:
+def ask_revisions(migrate: Any, databases: Iterable[Database], seconds: float) -> dict[int, Answer]:
     """Ask each database for its current revisions, all at once, in the version table
     Flask-Migrate is configured with."""
     arguments = getattr(migrate, "configure_args", None) or {}
     opts = {k: arguments[k] for k in ("version_table", "version_table_schema") if k in arguments}
     return {
-        id(database): _start_probe(
-            "migrations",
+        id(database): ask_alone(
             database,
-            functools.partial(_current_revisions, database, seconds, opts),
+            "migrations",
+            functools.partial(current_revisions, database, seconds, opts),
         )
         for database in databases
     }
 
 
-def _migrations_folder(ctx: CheckContext, directory: str) -> Path:
+def migrations_folder(ctx: CheckContext, directory: str) -> Path:
     """The Flask-Migrate folder: as given if absolute, else from the working directory
     (where ``flask db`` looks), the app's folder or the project folder above it."""
     path = Path(directory)
@@ -75,15 +73,15 @@ def _migrations_folder(ctx: CheckContext, directory: str) -> Path:
     )
 
 
-def _has_revision(script: Any, revision: str) -> bool:
+def has_revision(script: Any, revision: str) -> bool:
     try:
         return script.get_revision(revision) is not None
     except Exception:  # alembic raises when it does not know the revision
         return False
 
 
-def _current_revisions(
-    database: _Database, seconds: float, opts: Mapping[str, Any]
+def current_revisions(
+    database: Database, seconds: float, opts: Mapping[str, Any]
 ) -> tuple[str, ...]:
     """The revisions in the database's Alembic version table, on a short-lived connection."""
     import sqlalchemy
@@ -92,12 +90,12 @@ def _current_revisions(
 
     probe = sqlalchemy.create_engine(
         database.engine.url,
-        creator=lambda: _connect(database, seconds),
+        creator=lambda: connect(database, seconds),
         poolclass=NullPool,
     )
     try:
         with probe.connect() as connection:
-            bound = _statement_timeout(database, seconds)
+            bound = statement_timeout(database, seconds)
             if bound is not None:
                 connection.exec_driver_sql(bound)
             context = MigrationContext.configure(connection, opts=dict(opts))

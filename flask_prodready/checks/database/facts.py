@@ -1,21 +1,20 @@
 """What a PostgreSQL or MySQL server says about the app's role and its connection limits.
 
 ``database.pool_budget`` needs the limits, ``database.superuser`` the role's powers; one
-query per engine answers both, asked once in a probe (see ``_db_probe``) that a second
-check joins while it still runs. When ``database.unreachable`` is in the same run, its
-``SELECT 1`` and this query share one connection (:func:`_shared_probes`).
+query per engine answers both, asked once per report on the report's connection to that
+engine (see :mod:`.probe`), where ``database.unreachable``'s ``SELECT 1`` is asked too.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import CheckContext
-from ._db_engines import MYSQL_BACKENDS, POSTGRESQL, _Database
-from ._db_probe import ANSWER_MARGIN, _ask, _budget, _Probe, _start_probes, _wait_to_judge
+from ...engine.context import CheckContext
+from .engines import MYSQL_BACKENDS, POSTGRESQL, Database
+from .probe import ANSWER_MARGIN, Answer, Connections, budget, query, wait_to_judge
 
 #: Roles of managed PostgreSQL services (Amazon RDS, Azure, Cloud SQL) that are
 #: superusers in all but the flag: their members administer the whole server.
@@ -38,7 +37,7 @@ _MYSQL_FACTS = "SELECT CURRENT_USER(), DATABASE(), @@GLOBAL.max_connections, @@m
 
 
 @dataclass(frozen=True)
-class _Facts:
+class Facts:
     """What the server says about the app's role and its connection limits."""
 
     role: str
@@ -63,18 +62,16 @@ class _Facts:
         return " - ".join(parts)
 
 
-#: The checks that read the facts.
-FACTS_CHECKS = frozenset({"database.pool_budget", "database.superuser"})
 PING = "SELECT 1"
 
 
-def _server_facts(database: _Database, seconds: float, connection: Any) -> _Facts:
+def server_facts(database: Database, seconds: float, connection: Any) -> Facts:
     """Ask a PostgreSQL or MySQL server about the app's role and its connection limits."""
     if database.backend == POSTGRESQL:
-        row = _ask(connection, database, seconds, _POSTGRESQL_FACTS)[0]
+        row = query(connection, database, seconds, _POSTGRESQL_FACTS)[0]
         superuser = bool(row[1])
         # The role's and the database's CONNECTION LIMIT do not apply to superusers.
-        return _Facts(
+        return Facts(
             role=str(row[0]),
             superuser=superuser,
             create_role=bool(row[2]),
@@ -89,9 +86,9 @@ def _server_facts(database: _Database, seconds: float, connection: Any) -> _Fact
             role_limit=None if superuser or int(row[4]) < 0 else int(row[4]),
             database_limit=None if superuser or int(row[6]) < 0 else int(row[6]),
         )
-    row = _ask(connection, database, seconds, _MYSQL_FACTS)[0]
+    row = query(connection, database, seconds, _MYSQL_FACTS)[0]
     user_limit = int(row[3] or 0)  # the session value is the account's own limit, if set
-    return _Facts(
+    return Facts(
         role=str(row[0]),
         superuser=False,
         create_role=False,
@@ -105,36 +102,36 @@ def _server_facts(database: _Database, seconds: float, connection: Any) -> _Fact
     )
 
 
-def _has_facts(database: _Database) -> bool:
+def has_facts(database: Database) -> bool:
+    """Whether flask-prodready knows how to ask this kind of server for its facts."""
     return database.backend == POSTGRESQL or database.backend in MYSQL_BACKENDS
 
 
-def _shared_probes(ctx: CheckContext, database: _Database, seconds: float) -> dict[str, _Probe]:
-    """The ``ping`` (``SELECT 1``) and ``facts`` probes of ``database`` that this run needs,
-    asked on one connection by whichever of their checks starts first."""
-    running = ctx.run_ids
-    questions: dict[str, Callable[[Any], Any]] = {}
-    if "database.unreachable" in running:
-        questions["ping"] = lambda connection: _ask(connection, database, seconds, PING)
-    if _has_facts(database) and running & FACTS_CHECKS:
-        questions["facts"] = functools.partial(_server_facts, database, seconds)
-    return _start_probes(database, seconds, questions)
+def ask_ping(ctx: CheckContext, database: Database) -> Answer:
+    """``SELECT 1`` on the report's connection to ``database``."""
+    seconds = budget(ctx)[1]
+    return ctx.shared(Connections).ask(
+        database, "ping", lambda connection: query(connection, database, seconds, PING), seconds
+    )
 
 
-def _facts_probes(ctx: CheckContext, databases: Iterable[_Database]) -> dict[int, _Probe]:
-    """Ask each PostgreSQL and MySQL server for its facts, all at once."""
-    seconds = _budget(ctx)[1]
+def ask_facts(ctx: CheckContext, databases: Iterable[Database]) -> dict[int, Answer]:
+    """The facts of each PostgreSQL and MySQL server, asked at once (keyed by ``id(database)``)."""
+    seconds = budget(ctx)[1]
+    connections = ctx.shared(Connections)
     return {
-        id(database): _shared_probes(ctx, database, seconds)["facts"]
+        id(database): connections.ask(
+            database, "facts", functools.partial(server_facts, database, seconds), seconds
+        )
         for database in databases
-        if _has_facts(database)
+        if has_facts(database)
     }
 
 
-def _facts(ctx: CheckContext, database: _Database, probe: _Probe, begun: float) -> _Facts:
-    """The probe's facts, or ``_CannotJudge`` naming why the server could not be asked."""
-    facts: _Facts = _wait_to_judge(
-        probe,
+def facts_of(ctx: CheckContext, database: Database, answer: Answer, begun: float) -> Facts:
+    """The answered facts, or ``CannotJudge`` naming why the server could not be asked."""
+    facts: Facts = wait_to_judge(
+        answer,
         database,
         ctx.deadline - ANSWER_MARGIN,
         begun,

@@ -1,54 +1,32 @@
-"""Remote mode: fetch a live instance's report and render and gate it like a local one.
+"""Remote mode's client: fetch a live instance's report and read it back.
 
-``prodready --url URL`` (a console script that needs no app code) and
-``flask readiness --url URL`` ask ``GET /_readiness`` of a running server with the bearer
-token from the environment, turn the JSON body back into a report, add the checks only
-a client outside the server can make (``tls.*``, run here through the same runner), and
-render it with the formats and exit codes of ``flask readiness``.
-
-Everything that keeps the report from being read (no token, a refused token, a 404, a
-server that does not answer, a TLS error, an answer that is not a report) stops the
-command with one line on stderr and exit 2, never a traceback. The token is read from
-the environment only, is sent only to the URL given (redirects are not followed), and is
-masked in everything printed.
+``prodready --url URL`` and ``flask readiness --url URL`` ask ``GET /_readiness`` of a
+running server with the bearer token from the environment and turn the JSON body back
+into a report. Everything that keeps the report from being read (no token, a refused
+token, a 404, a server that does not answer, a TLS error, an answer that is not a report)
+raises :class:`RemoteError` with one line, already redacted; the command line prints it
+and exits 2. The token is read from the environment only, is sent only to the URL given
+(redirects are not followed), and is masked in every message.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import math
 import os
 import re
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import SplitResult, urlencode, urlsplit
 
-import click
-from flask import Flask
-
-from . import __version__
-from .checks import builtin_checks
-from .cli import (
-    EXIT_FINDINGS,
-    EXIT_OK,
-    ReadinessCommand,
-    UsageFailure,
-    readiness_command,
-    render_report,
-)
-from .context import RunEnvironment
-from .findings import CheckOutcome, Level, Report
-from .redaction import Redactor
-from .registry import IMPLEMENTED, REMOTE, Check, Registry
-from .report_reader import report_from_dict
-from .runner import ENGINE_CHECKS, Runner
-from .settings import load_settings, set_defaults
+from .._version import __version__
+from ..engine.findings import Report
+from ..engine.redaction import Redactor
+from .reader import report_from_dict
 
 #: Where the token is read from unless ``--token-env NAME`` names another variable.
 DEFAULT_TOKEN_ENV = "PRODREADY_TOKEN"
@@ -70,8 +48,16 @@ _REPORT_STATUSES = frozenset({200, 503})
 _SHOWN_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 
 
-def _fail(message: str) -> UsageFailure:
-    return UsageFailure(message)
+class RemoteError(Exception):
+    """The report could not be had; ``message`` says why in one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _fail(message: str) -> RemoteError:
+    return RemoteError(message)
 
 
 @dataclass(frozen=True)
@@ -174,12 +160,12 @@ class _Fetch:
         self.token_env = token_env
         self.redactor = redactor
 
-    def fail(self, message: str) -> UsageFailure:
+    def fail(self, message: str) -> RemoteError:
         return _fail(self.redactor.text(message))
 
     def connection_error(
         self, exc: BaseException, *, cafile: str | None, timeout: float
-    ) -> UsageFailure:
+    ) -> RemoteError:
         where = self.target.netloc
         if isinstance(exc, ssl.SSLCertVerificationError):
             advice = (
@@ -326,150 +312,22 @@ class _Fetch:
         )
 
 
-def remote_checks() -> Registry:
-    """The built-in checks only a client outside the server can make (``tls.*``)."""
-    return Registry(
-        item for item in builtin_checks() if REMOTE in item.modes and item.kind == IMPLEMENTED
-    )
-
-
-def run_remote_checks(
-    checks: list[Check], options: Mapping[str, Any], *, timeout: float, redactor: Redactor
-) -> dict[str, CheckOutcome]:
-    """Run ``checks`` here, in remote mode, under the runner's timeout and crash isolation.
-
-    The runner gives each check an app context; remote checks read none, so a bare app
-    stands in for the one on the server.
-    """
-    if not checks:
-        return {}
-    app = Flask(__name__)
-    app.config["PRODREADY_TOKEN"] = None  # the client's token is not this app's setting
-    set_defaults(app.config)
-    env = RunEnvironment(
-        app=app,
-        mode=REMOTE,
-        settings=load_settings(app.config),
-        options=dict(options),
-        check_ids=frozenset(item.id for item in checks),
-    )
-    return Runner().run(checks, env, timeout=timeout, silenced={}, redactor=redactor)
-
-
-def _redacted(outcome: CheckOutcome, redactor: Redactor) -> CheckOutcome:
-    reason = None if outcome.reason is None else redactor.text(outcome.reason)
-    findings = tuple(redactor.finding(f) for f in outcome.findings)
-    return replace(outcome, findings=findings, reason=reason)
-
-
-def remote_report(
-    url: str,
+def fetch_report(
+    target: Target,
     *,
+    token: str,
+    token_env: str,
+    redactor: Redactor,
+    cafile: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     tags: Iterable[str] = (),
     exclude: Iterable[str] = (),
-    token_env: str | None = None,
-    cafile: str | None = None,
-    timeout: float | None = None,
-    http_port: int | None = None,
 ) -> Report:
-    """The live report at ``url`` with the remote checks' outcomes added (mode ``remote``).
+    """The report at ``target``, narrowed by ``tags`` and ``exclude`` on the server.
 
-    Raises :class:`~flask_prodready.cli.UsageFailure` (one line, exit 2) when the report
-    cannot be had.
+    ``token_env`` is the name shown in messages for where the token came from. Raises
+    :class:`RemoteError` when the report cannot be had.
     """
-    seconds = DEFAULT_TIMEOUT if timeout is None else timeout
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
-        raise _fail(f"--timeout must be a number of seconds > 0 and at most {MAX_TIMEOUT:g}")
-    target = parse_url(url)
-    token, token_env_shown = read_token(token_env)
-    redactor = Redactor.for_config({}, extra=[token])
-    context = ssl_context(cafile)
-    tags, exclude = list(tags), list(exclude)
-    fetched = _Fetch(target, token, token_env_shown, redactor).run(
-        context=context, cafile=cafile, timeout=seconds, tags=tags, exclude=exclude
+    return _Fetch(target, token, token_env, redactor).run(
+        context=ssl_context(cafile), cafile=cafile, timeout=timeout, tags=tags, exclude=exclude
     )
-    options = {
-        "url": target.url,
-        "cafile": cafile,
-        "timeout": seconds,
-        "http_port": http_port,
-    }
-    added = run_remote_checks(
-        remote_checks().select(tags, exclude),
-        options,
-        timeout=seconds + CHECK_MARGIN,
-        redactor=redactor,
-    )
-    outcomes = {
-        cid: _redacted(outcome, redactor) for cid, outcome in {**fetched.outcomes, **added}.items()
-    }
-    return Report(
-        outcomes=outcomes,
-        worker=fetched.worker,
-        generated_at=fetched.generated_at,
-        mode=REMOTE,
-        cached=fetched.cached,
-    )
-
-
-def run_remote(
-    url: str,
-    *,
-    output_format: str,
-    threshold: Level,
-    tags: Iterable[str],
-    exclude: Iterable[str],
-    token_env: str | None,
-    cafile: str | None,
-    timeout: float | None,
-    http_port: int | None,
-) -> NoReturn:
-    """Fetch, render and gate: what ``--url`` does, for ``flask readiness`` and ``prodready``.
-
-    The format and the level are already checked by the command.
-    """
-    report = remote_report(
-        url,
-        tags=tags,
-        exclude=exclude,
-        token_env=token_env,
-        cafile=cafile,
-        timeout=timeout,
-        http_port=http_port,
-    )
-    registry = Registry([*ENGINE_CHECKS, *builtin_checks()])
-    click.echo(render_report(report, output_format, threshold, registry=registry), nl=False)
-    sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)
-
-
-#: The options of ``flask readiness`` that ``prodready`` takes too, shared so that both
-#: commands accept the same formats, levels and remote options.
-SHARED_OPTIONS = (
-    "url",
-    "token_env",
-    "cafile",
-    "timeout",
-    "http_port",
-    "output_format",
-    "fail_level",
-    "tags",
-    "excludes",
-)
-
-
-def _prodready(**given: Any) -> None:
-    if given.get("url") is None:
-        raise _fail(
-            "--url is required: the URL of a live instance's report, like https://host/_readiness"
-        )
-    click.get_current_context().invoke(readiness_command, **given)
-
-
-main = ReadinessCommand(
-    "prodready",
-    callback=_prodready,
-    params=[param for param in readiness_command.params if param.name in SHARED_OPTIONS],
-    help="Fetch a live instance's readiness report, add the checks only an outside client "
-    "can make (tls.*), print it and exit non-zero when it is not ready. Needs no app code: "
-    "the token comes from PRODREADY_TOKEN (or the variable --token-env names).",
-)

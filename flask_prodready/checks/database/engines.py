@@ -2,12 +2,12 @@
 
 Flask-SQLAlchemy keeps one engine per bind, but not the options each was built from
 (``connect_args``, ``creator``), which decide how a check may connect and what it reports:
-:class:`_Database` pairs the two. A check judges every engine the same way;
-:func:`_judge_all` runs that judgement and decides whether a clean result stands or the
+:class:`Database` pairs the two. A check judges every engine the same way;
+:func:`judge_all` runs that judgement and decides whether a clean result stands or the
 check must be skipped, from the two exceptions a judgement raises to say it could not
 answer.
 
-SQLAlchemy is imported inside :func:`_databases`, only when the app uses it.
+SQLAlchemy is imported inside :func:`databases_of`, only when the app uses it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..context import CheckContext
-from ..findings import Finding
-from ..redaction import Redactor
+from ...engine.context import CheckContext
+from ...engine.findings import Finding
+from ...engine.redaction import Redactor
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -33,7 +33,7 @@ NOT_SET_UP = "Flask-SQLAlchemy is not set up on this app"
 _INSTALL_SQLALCHEMY = "SQLAlchemy is not installed (pip install 'flask-prodready[sqlalchemy]')"
 
 
-class _NoVerdict(Exception):
+class NoVerdict(Exception):
     """Why a check gives no verdict on one database (``reason``, said in the skip)."""
 
     def __init__(self, reason: str) -> None:
@@ -41,16 +41,16 @@ class _NoVerdict(Exception):
         self.reason = reason
 
 
-class _NotApplicable(_NoVerdict):
+class NotApplicable(NoVerdict):
     """The question does not arise for this database (SQLite has no server to reach)."""
 
 
-class _CannotJudge(_NoVerdict):
+class CannotJudge(NoVerdict):
     """The check cannot answer for this database (not reachable, unknown driver ...)."""
 
 
 @dataclass(frozen=True)
-class _Database:
+class Database:
     """One engine of the app, with the engine options it was configured with."""
 
     key: str | None
@@ -112,9 +112,9 @@ class _Database:
         return Redactor(str(s) for s in secrets if s)
 
 
-def _engine_options(db: Any, config: Mapping[str, Any], key: str | None) -> dict[str, Any]:
+def engine_options(db: Any, config: Mapping[str, Any], key: str | None) -> dict[str, Any]:
     """The options Flask-SQLAlchemy built the engine ``key`` from (as its ``init_app`` does)."""
-    options: dict[str, Any] = dict(getattr(db, "_engine_options", None) or {})
+    options: dict[str, Any] = dict(getattr(db, "engine_options", None) or {})
     binds = config.get("SQLALCHEMY_BINDS") or {}
     value = binds.get(key) if isinstance(binds, Mapping) else None
     if isinstance(value, Mapping):
@@ -124,7 +124,7 @@ def _engine_options(db: Any, config: Mapping[str, Any], key: str | None) -> dict
     return options
 
 
-def _databases(ctx: CheckContext) -> list[_Database]:
+def databases_of(ctx: CheckContext) -> list[Database]:
     """Every engine of the app, the default first; skips when Flask-SQLAlchemy is absent."""
     db = ctx.app.extensions.get("sqlalchemy")
     if db is None:
@@ -137,17 +137,17 @@ def _databases(ctx: CheckContext) -> list[_Database]:
     if not engines:
         ctx.skip("Flask-SQLAlchemy has no engine on this app")
     keys = sorted(engines, key=lambda k: (k is not None, str(k)))
-    return [_Database(k, engines[k], _engine_options(db, ctx.config, k)) for k in keys]
+    return [Database(k, engines[k], engine_options(db, ctx.config, k)) for k in keys]
 
 
-def _judge_all(
-    databases: Iterable[_Database], judge: Callable[[_Database], Iterable[Finding]]
+def judge_all(
+    databases: Iterable[Database], judge: Callable[[Database], Iterable[Finding]]
 ) -> tuple[list[Finding], str | None]:
     """Findings of ``judge`` for every database, and why the check must be skipped if
     those are none (``None``: the result stands).
 
-    A database where the question does not arise (``_NotApplicable``) does not count;
-    one that could not be judged (``_CannotJudge``) turns a clean result into a skip, and
+    A database where the question does not arise (``NotApplicable``) does not count;
+    one that could not be judged (``CannotJudge``) turns a clean result into a skip, and
     so does having judged none at all.
     """
     found: list[Finding] = []
@@ -158,9 +158,9 @@ def _judge_all(
         try:
             found.extend(judge(database))
             judged += 1
-        except _NotApplicable as exc:
+        except NotApplicable as exc:
             not_applicable.append(exc.reason)
-        except _CannotJudge as exc:
+        except CannotJudge as exc:
             cannot.append(exc.reason)
     if cannot:
         return found, "; ".join(cannot)
@@ -169,13 +169,13 @@ def _judge_all(
     return found, None
 
 
-def _per_database(
+def per_database(
     ctx: CheckContext,
-    databases: Iterable[_Database],
-    judge: Callable[[_Database], Iterable[Finding]],
+    databases: Iterable[Database],
+    judge: Callable[[Database], Iterable[Finding]],
 ) -> list[Finding]:
-    """:func:`_judge_all`, skipping the check when nothing was found and it must."""
-    found, reason = _judge_all(databases, judge)
+    """:func:`judge_all`, skipping the check when nothing was found and it must."""
+    found, reason = judge_all(databases, judge)
     if not found and reason is not None:
         ctx.skip(reason)
     return found

@@ -2,14 +2,19 @@
 
 One :class:`RunEnvironment` is built per run and shared; each check gets its own
 :class:`CheckContext` with ``finding()`` and ``skip()`` bound to its id and level.
+What a front end hands to checks is typed here (:class:`RemoteTarget`, ``audit``,
+``gunicorn``), and what checks of one run share (one database connection per engine)
+lives in the run's :class:`RunResources`, asked for by type.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .findings import Finding, Level
 
@@ -17,9 +22,11 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .observation import TrafficSnapshot
-    from .registry import Check
+    from .registry import Check, Mode
     from .server import GunicornSettings
     from .settings import Settings
+
+R = TypeVar("R")
 
 
 class CheckSkipped(Exception):
@@ -31,30 +38,72 @@ class CheckSkipped(Exception):
 
 
 @dataclass(frozen=True)
+class RemoteTarget:
+    """What remote mode hands to the ``tls.*`` checks: the report URL it fetched, the CA
+    file it trusts (``None``: the system's), its time limit and the plain-http port."""
+
+    url: str
+    cafile: str | None = None
+    timeout: float = 10.0
+    http_port: int | None = None
+
+
+class RunResources:
+    """What the checks of one run share, one object per type, made on first use.
+
+    The database checks ask for one connection per engine and run this way, instead of
+    each opening its own. An object with a ``close()`` method is closed when the run
+    ends (hung checks may still hold it: closing must be safe from another thread).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[type[Any], Any] = {}
+
+    def get(self, kind: type[R], make: Callable[[], R] | None = None) -> R:
+        """The run's one ``kind`` (``make()``, or ``kind()`` when not given, the first time)."""
+        with self._lock:
+            found = self._made.get(kind)
+            if found is None:
+                found = self._made[kind] = (make or kind)()
+            return found
+
+    def close(self) -> None:
+        """Close what was made (errors are the resource's own business, never the run's)."""
+        with self._lock:
+            made = list(self._made.values())
+            self._made.clear()
+        for item in made:
+            closer = getattr(item, "close", None)
+            if callable(closer):
+                with contextlib.suppress(Exception):
+                    closer()
+
+
+@dataclass(frozen=True)
 class RunEnvironment:
     """Everything a run knows about where it runs, shared by all its checks.
 
     ``server_software`` is the WSGI ``SERVER_SOFTWARE`` of the request that asked for
     the report (``None`` from the CLI). ``gunicorn`` holds gunicorn's resolved settings
-    when known. ``observation`` is the live traffic record, and ``options`` carries
-    front-end switches such as the CLI's ``--audit``; ``check_ids`` is the whole catalogue
-    and ``run_ids`` the checks of this run (set by the runner), so checks that need the
-    same answer from a server can ask for it once.
-    ``config_at_init`` is the app's config as ``init_app`` saw it: the ``flask`` command
-    overwrites ``DEBUG`` from ``FLASK_DEBUG`` after the factory returns.
+    when known. ``observation`` is the live traffic record. ``audit`` is the CLI's
+    ``--audit`` and ``remote`` what remote mode fetched; ``check_ids`` is the whole
+    catalogue. ``config_at_init`` is the app's config as ``init_app`` saw it: the
+    ``flask`` command overwrites ``DEBUG`` from ``FLASK_DEBUG`` after the factory returns.
     """
 
     app: Flask
-    mode: str
+    mode: Mode
     settings: Settings
     server_software: str | None = None
     environ: Mapping[str, Any] = field(default_factory=dict)
     gunicorn: GunicornSettings | None = None
     observation: TrafficSnapshot | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    audit: bool = False
+    remote: RemoteTarget | None = None
     check_ids: frozenset[str] = frozenset()
-    run_ids: frozenset[str] | None = None
     config_at_init: Mapping[str, Any] = field(default_factory=dict)
+    resources: RunResources = field(default_factory=RunResources, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,7 +123,7 @@ class CheckContext:
         return self.env.app.config
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Mode:
         return self.env.mode
 
     @property
@@ -97,8 +146,14 @@ class CheckContext:
         return self.env.observation
 
     @property
-    def options(self) -> Mapping[str, Any]:
-        return self.env.options
+    def audit(self) -> bool:
+        """Whether the command line asked for the vulnerability audit (``--audit``)."""
+        return self.env.audit
+
+    @property
+    def remote(self) -> RemoteTarget | None:
+        """What remote mode fetched (``prodready --url``), else ``None``."""
+        return self.env.remote
 
     @property
     def config_at_init(self) -> Mapping[str, Any]:
@@ -109,10 +164,9 @@ class CheckContext:
         """Every check id registered on this app (built-in, entry points, custom)."""
         return self.env.check_ids
 
-    @property
-    def run_ids(self) -> frozenset[str]:
-        """The ids of the checks in this run (this check's alone when not known)."""
-        return self.env.run_ids if self.env.run_ids is not None else frozenset({self.check.id})
+    def shared(self, kind: type[R], make: Callable[[], R] | None = None) -> R:
+        """The one ``kind`` object the checks of this run share (see :class:`RunResources`)."""
+        return self.env.resources.get(kind, make)
 
     def time_left(self) -> float:
         """Seconds until this check is reported as timed out (for bounding loops and I/O)."""

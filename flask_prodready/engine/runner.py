@@ -1,32 +1,44 @@
-"""The runner every front end shares: checks in parallel threads, each under a timeout.
+"""The runner every front end shares: pure checks inline, blocking ones in daemon threads.
+
+A check declares whether it blocks on I/O (``blocking=True``: a database, a subprocess,
+the network, a walk of the file system). Pure checks only read the process (config,
+the traffic record, a few files' modes): they run one after another in the thread that
+asked for the report, which costs nothing to start. Blocking checks each run as a
+:class:`concurrent.futures.Future` on a daemon thread of its own, under the check
+timeout. Daemon threads, because a check hanging on a dead server must never keep the
+CLI or the interpreter from exiting (a ``ThreadPoolExecutor`` joins its threads at exit).
 
 Why threads and no signals: signals only work in the main thread, and a web worker
 serves requests elsewhere. A thread cannot be killed, so a check that hangs keeps its
 thread. The runner therefore never runs the same check twice at once: a run that needs a
 check already running (for another report, or stuck since an earlier one) waits for that
 attempt until its own deadline instead of starting another thread. A check that keeps
-hanging holds at most one thread, however many reports are asked for. Threads are kept
-between reports (:mod:`.workers`).
+hanging holds at most one thread, however many reports are asked for.
 
 A check that raises is reported as ``prodready.check_crashed`` with its id and the
-exception type; the traceback goes to the ``flask_prodready`` logger, redacted.
+exception type; the traceback goes to the ``flask_prodready`` logger, redacted. A pure
+check that overran its time is reported as ``prodready.check_timeout`` too (it delayed
+the report: it should have declared itself blocking).
 """
 
 from __future__ import annotations
 
-import functools
+import concurrent.futures
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from .context import CheckContext, CheckSkipped, RunEnvironment
 from .findings import CheckOutcome, Finding, Level, Status
 from .redaction import Redactor
-from .registry import CLI, ENGINE, LIVE, PLANNED, REMOTE, Check, make_check
-from .workers import CHECK_THREADS
+from .registry import CLI, ENGINE, LIVE, REMOTE, Check, Mode, make_check
+
+R = TypeVar("R")
 
 logger = logging.getLogger("flask_prodready")
 
@@ -53,29 +65,38 @@ ENGINE_CHECKS = (CHECK_CRASHED, CHECK_TIMEOUT)
 MAX_EXCEPTION_MESSAGE = 300
 #: Most findings one check run may give; more is a bug in the check (reported as a crash).
 MAX_FINDINGS = 1000
-#: A check that took less than this the last time it ran counts as quick: quick checks
-#: run at most QUICK_AT_ONCE at a time, so that the slow ones (a database connection,
-#: which needs the GIL at every step) do not queue behind forty runnable threads.
-QUICK_SECONDS = 0.005
-QUICK_AT_ONCE = 2
-#: Longest a quick check waits for a free slot before it starts anyway (a hung quick
-#: check never holds up the others for longer), and longest all of a run's quick checks
-#: may wait in all before the rest start at once.
-QUICK_GRACE = 0.05
-QUICK_BUDGET = 0.2
-
 _MODE_NAMES = {LIVE: "the running server", CLI: "the command line", REMOTE: "a remote client"}
 
 
-@dataclass
-class _Attempt:
-    """One check running in a thread of its own."""
+def in_daemon_thread(name: str, work: Callable[[], R]) -> Future[R]:
+    """Start ``work`` on a new daemon thread named ``name``; its result (or the exception it
+    raised) arrives in the returned future.
 
-    check: Check
+    The one way the engine and the checks run something in the background: a daemon
+    thread never keeps the interpreter from exiting, and a future can be waited for with
+    a timeout and shared by every caller who needs the same answer.
+    """
+    future: Future[R] = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # handed to whoever waits, never lost in the thread
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A blocking check running on a thread of its own, and when it started."""
+
+    future: Future[CheckOutcome]
     started: float
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: CheckOutcome | None = None
-    task: Callable[[], None] | None = None
 
 
 def _engine_finding(template: Check, check: Check, message: str, observed: object) -> Finding:
@@ -111,22 +132,12 @@ def _collect(check: Check, result: object) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
-def _releasing(task: Callable[[], None], slot: threading.BoundedSemaphore) -> None:
-    """Run a quick check's task, then free the slot it started in (see ``Runner._start``)."""
-    try:
-        task()
-    finally:
-        slot.release()
-
-
 class Runner:
-    """Runs checks for one app and remembers the ones still hanging from earlier runs."""
+    """Runs checks for one app and remembers the blocking ones still running from earlier runs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[str, _Attempt] = {}
-        #: Seconds each check took the last time it finished: the slow ones start first.
-        self._last_duration: dict[str, float] = {}
 
     def running_count(self) -> int:
         """How many checks hold a thread right now (hung ones from earlier runs included)."""
@@ -142,72 +153,78 @@ class Runner:
         silenced: Mapping[str, str],
         redactor: Redactor,
     ) -> dict[str, CheckOutcome]:
-        """Run ``checks`` and return one redacted, silencing-applied outcome per check id."""
-        start = time.monotonic()
-        if env.run_ids is None:
-            env = replace(env, run_ids=frozenset(item.id for item in checks))
-        outcomes: dict[str, CheckOutcome] = {}
-        waiting: list[tuple[Check, _Attempt]] = []
-        fresh: list[_Attempt] = []
-        with self._lock:
-            for item in checks:
-                skipped = self._skipped(item, env)
-                if skipped is not None:
-                    outcomes[item.id] = skipped
-                    continue
-                attempt = self._running.get(item.id)
-                deadline = start + (item.timeout or timeout)
-                if attempt is None:  # nobody runs it yet: start it
-                    attempt = _Attempt(check=item, started=start)
-                    attempt.task = functools.partial(
-                        self._execute,
-                        attempt,
-                        CheckContext(env=env, check=item, deadline=deadline),
-                        redactor,
-                    )
-                    self._running[item.id] = attempt
-                    fresh.append(attempt)
-                waiting.append((item, attempt))
-            # The slowest checks of the last run start first: a check that waits on a
-            # server (a database connection) should be waiting while the quick ones run,
-            # not start after them.
-            fresh.sort(key=lambda a: self._last_duration.get(a.check.id, 0.0), reverse=True)
-        self._start(fresh)
+        """Run ``checks`` and return one redacted, silencing-applied outcome per check id.
 
-        for item, attempt in waiting:
-            allowed = item.timeout or timeout
-            finished = attempt.done.wait(max(0.0, start + allowed - time.monotonic()))
-            if finished and attempt.outcome is not None:
-                outcomes[item.id] = attempt.outcome
-            else:
-                earlier = start - attempt.started if attempt.started < start - 0.001 else None
-                outcomes[item.id] = self._timed_out(item, allowed, earlier)
+        Blocking checks start first, so they wait on their servers while the pure ones run.
+        """
+        start = time.monotonic()
+        outcomes: dict[str, CheckOutcome] = {}
+        pure: list[Check] = []
+        waiting: list[tuple[Check, _Attempt]] = []
+        try:
+            with self._lock:
+                for item in checks:
+                    skipped = self._skipped(item, env.mode)
+                    if skipped is not None:
+                        outcomes[item.id] = skipped
+                    elif not item.blocking:
+                        pure.append(item)
+                    else:
+                        waiting.append((item, self._attempt(item, env, start, timeout, redactor)))
+
+            for item in pure:
+                allowed = item.timeout or timeout
+                ctx = CheckContext(env=env, check=item, deadline=time.monotonic() + allowed)
+                outcome = self._execute(item, ctx, redactor)
+                outcomes[item.id] = (
+                    self._overran(item, allowed, outcome)
+                    if outcome.duration is not None and outcome.duration > allowed
+                    else outcome
+                )
+
+            for item, attempt in waiting:
+                allowed = item.timeout or timeout
+                try:
+                    outcomes[item.id] = attempt.future.result(
+                        timeout=max(0.0, start + allowed - time.monotonic())
+                    )
+                except concurrent.futures.TimeoutError:
+                    earlier = start - attempt.started if attempt.started < start - 0.001 else None
+                    outcomes[item.id] = self._timed_out(item, allowed, earlier)
+        finally:
+            env.resources.close()
 
         return {cid: self._finish(outcome, silenced, redactor) for cid, outcome in outcomes.items()}
 
-    def _start(self, fresh: Sequence[_Attempt]) -> None:
-        """Hand each attempt to a check thread: the slow and the never-timed ones at once,
-        the quick ones a few at a time (each waiting at most QUICK_GRACE for its turn)."""
-        slots = threading.BoundedSemaphore(QUICK_AT_ONCE)
-        until = time.monotonic() + QUICK_BUDGET
-        for attempt in fresh:
-            assert attempt.task is not None
-            task = attempt.task
-            last = self._last_duration.get(attempt.check.id)
-            if last is not None and last < QUICK_SECONDS:
-                left = until - time.monotonic()
-                if left > 0 and slots.acquire(timeout=min(QUICK_GRACE, left)):
-                    task = functools.partial(_releasing, task, slots)
-            CHECK_THREADS.submit(f"prodready:{attempt.check.id}", task)
+    def _attempt(
+        self, item: Check, env: RunEnvironment, start: float, timeout: float, redactor: Redactor
+    ) -> _Attempt:
+        """The running attempt of ``item`` (joined), or a new one on a thread of its own.
+
+        Called under the lock; the thread removes its entry when done, after the lock is
+        released, so it can never remove an entry before it was stored.
+        """
+        attempt = self._running.get(item.id)
+        if attempt is not None:
+            return attempt
+        ctx = CheckContext(env=env, check=item, deadline=start + (item.timeout or timeout))
+
+        def work() -> CheckOutcome:
+            try:
+                return self._execute(item, ctx, redactor)
+            finally:
+                with self._lock:
+                    if self._running.get(item.id) is attempt:
+                        del self._running[item.id]
+
+        attempt = _Attempt(in_daemon_thread(f"prodready:{item.id}", work), start)
+        self._running[item.id] = attempt
+        return attempt
 
     @staticmethod
-    def _skipped(item: Check, env: RunEnvironment) -> CheckOutcome | None:
-        """The outcome of a check that cannot run here (planned, or not for this mode)."""
-        if item.kind == PLANNED or item.func is None:
-            return CheckOutcome(
-                item.id, Status.SKIPPED, reason="not built yet in this version of flask-prodready"
-            )
-        if env.mode not in item.modes:
+    def _skipped(item: Check, mode: Mode) -> CheckOutcome | None:
+        """The outcome of a check that cannot judge in this mode."""
+        if mode not in item.modes:
             where = " or ".join(_MODE_NAMES[m] for m in sorted(item.modes))
             return CheckOutcome(
                 item.id, Status.SKIPPED, reason=f"can only judge from {where}, not here"
@@ -228,18 +245,32 @@ class Runner:
         )
         return CheckOutcome(item.id, Status.ERROR, (finding,), reason="timed out")
 
-    def _execute(self, attempt: _Attempt, ctx: CheckContext, redactor: Redactor) -> None:
-        item = attempt.check
+    @staticmethod
+    def _overran(item: Check, allowed: float, outcome: CheckOutcome) -> CheckOutcome:
+        """A pure check that took longer than its time: it held up the whole report."""
+        message = (
+            f"check {item.id} took {outcome.duration:.1f} s, more than its {allowed:g} s; it "
+            "is declared pure, so it ran in the thread that asked for the report and delayed "
+            "it (declare blocking=True for a check that waits on anything)"
+        )
+        finding = _engine_finding(
+            CHECK_TIMEOUT, item, message, {"check": item.id, "timeout": allowed}
+        )
+        return replace(
+            outcome, status=Status.ERROR, findings=(*outcome.findings, finding), reason="timed out"
+        )
+
+    @staticmethod
+    def _execute(item: Check, ctx: CheckContext, redactor: Redactor) -> CheckOutcome:
+        """Run one check in an app context; whatever happens becomes its outcome."""
         begun = time.monotonic()
         try:
             with ctx.app.app_context():
                 findings = _collect(item, item(ctx))
             status = Status.FAIL if findings else Status.PASS
-            attempt.outcome = CheckOutcome(
-                item.id, status, findings, duration=time.monotonic() - begun
-            )
+            return CheckOutcome(item.id, status, findings, duration=time.monotonic() - begun)
         except CheckSkipped as skipped:
-            attempt.outcome = CheckOutcome(
+            return CheckOutcome(
                 item.id,
                 Status.SKIPPED,
                 reason=skipped.reason,
@@ -247,7 +278,7 @@ class Runner:
             )
         except BaseException as exc:
             # BaseException too: SystemExit or KeyboardInterrupt raised by a check would
-            # otherwise end this thread unreported, and the check would read as timed out.
+            # otherwise end its thread unreported, and the check would read as timed out.
             name = type(exc).__name__
             try:
                 described = str(exc)
@@ -259,25 +290,18 @@ class Runner:
             finding = _engine_finding(
                 CHECK_CRASHED, item, message, {"check": item.id, "exception": name}
             )
-            attempt.outcome = CheckOutcome(
+            logger.error(
+                "flask-prodready check %s crashed:\n%s",
+                item.id,
+                redactor.text("".join(traceback.format_exception(exc))),
+            )
+            return CheckOutcome(
                 item.id,
                 Status.ERROR,
                 (finding,),
                 reason=f"raised {name}",
                 duration=time.monotonic() - begun,
             )
-            logger.error(
-                "flask-prodready check %s crashed:\n%s",
-                item.id,
-                redactor.text("".join(traceback.format_exception(exc))),
-            )
-        finally:
-            duration = time.monotonic() - begun
-            with self._lock:
-                self._last_duration[item.id] = duration
-                if self._running.get(item.id) is attempt:
-                    del self._running[item.id]
-            attempt.done.set()
 
     @staticmethod
     def _finish(

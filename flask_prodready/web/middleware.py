@@ -1,8 +1,8 @@
 """The WSGI middleware ProdReady puts around the app: liveness and live observation.
 
-It answers ``/healthz`` itself (see :mod:`flask_prodready.healthz` for why), lets the
+It answers ``/healthz`` itself (see :mod:`flask_prodready.web.healthz` for why), lets the
 report's own routes through uncounted, and records every other response in the
-worker's :class:`~flask_prodready.observation.TrafficRecord` as its headers go out.
+worker's :class:`~flask_prodready.engine.observation.TrafficRecord` as its headers go out.
 The per-request cost is one wrapped ``start_response`` and a few counter updates.
 """
 
@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..engine.observation import PROBE_MARK, static_prefixes
 from .healthz import STATUS_LINES, healthz_answer, healthz_headers
-from .observation import PROBE_MARK, static_prefixes
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
-    from .extension import AppState
+    from ..engine.state import AppState
 
 
 class ProdReadyMiddleware:

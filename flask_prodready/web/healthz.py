@@ -1,5 +1,5 @@
 """``/healthz``: liveness for monitors, answered in front of Flask's request handling
-(by :class:`flask_prodready.middleware.ProdReadyMiddleware`).
+(by :class:`flask_prodready.web.middleware.ProdReadyMiddleware`).
 
 Why in front: Flask validates the ``Host`` header against ``TRUSTED_HOSTS`` before any
 route runs, and a Kubernetes probe or a load balancer sends the pod's IP as ``Host``.
@@ -16,12 +16,12 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from .findings import Status
+from ..engine.findings import Status
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .extension import AppState
+    from ..engine.state import AppState
 
 logger = logging.getLogger("flask_prodready")
 

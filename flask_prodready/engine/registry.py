@@ -7,6 +7,7 @@ catalogue (``flask readiness --list``) is read off the registry, never kept by h
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,23 +23,41 @@ if TYPE_CHECKING:
 CheckResult = Iterable[Finding] | Finding | None
 CheckFunc = Callable[["CheckContext"], CheckResult]
 
-#: Where a check can judge. ``live``: inside the running server, from ``/_readiness``;
-#: ``cli``: ``flask readiness`` against the app as loaded; ``remote``: a client outside
-#: the server (``prodready --url``).
-LIVE = "live"
-CLI = "cli"
-REMOTE = "remote"
-MODES = frozenset({LIVE, CLI, REMOTE})
+
+class Mode(str, enum.Enum):
+    """Where a check can judge.
+
+    ``live``: inside the running server, from ``/_readiness``; ``cli``: ``flask readiness``
+    against the app as loaded; ``remote``: a client outside the server (``prodready
+    --url``). A ``str`` enum, so ``ctx.mode == "live"`` reads naturally.
+    """
+
+    LIVE = "live"
+    CLI = "cli"
+    REMOTE = "remote"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+LIVE = Mode.LIVE
+CLI = Mode.CLI
+REMOTE = Mode.REMOTE
+MODES = frozenset(Mode)
+#: Where a check judges unless it says otherwise: in the server and from the CLI. A check
+#: that cannot judge in one of these carries the tags of the modes it can judge in
+#: (``live`` for ``server.root``), so ``--tag live`` selects exactly the checks that
+#: need a running server; the mode tags are never written by hand.
+DEFAULT_MODES = frozenset({LIVE, CLI})
+MODE_TAGS = frozenset(mode.value for mode in Mode)
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 TAG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 #: ``implemented``: a function runs it. ``engine``: the runner itself reports it (crashes,
-#: timeouts). ``planned``: the id is reserved in the catalogue but not built yet; a run
-#: reports it as skipped, never as passed.
+#: timeouts).
 IMPLEMENTED = "implemented"
 ENGINE = "engine"
-PLANNED = "planned"
 
 
 @dataclass(frozen=True)
@@ -50,13 +69,17 @@ class Check:
     title: str
     tags: tuple[str, ...]
     hint: str
-    modes: frozenset[str]
+    modes: frozenset[Mode]
     func: CheckFunc | None
     kind: str = IMPLEMENTED
     origin: str = "flask_prodready"
     #: Seconds this check may take; ``None`` means ``PRODREADY_CHECK_TIMEOUT``. Only for
     #: work that is slow by nature and never on the request path (a pip-audit run).
     timeout: float | None = None
+    #: Whether the check waits on I/O (a database, a subprocess, the network, a walk of
+    #: the file system). Blocking checks run each in a thread of its own under the
+    #: timeout; pure ones run one after another in the thread that asked for the report.
+    blocking: bool = False
 
     @property
     def area(self) -> str:
@@ -76,11 +99,12 @@ def make_check(
     title: str,
     tags: Iterable[str] = (),
     hint: str = "",
-    modes: Iterable[str] = (LIVE, CLI),
+    modes: Iterable[str] = DEFAULT_MODES,
     func: CheckFunc | None = None,
     kind: str = IMPLEMENTED,
     origin: str = "flask_prodready",
     timeout: float | None = None,
+    blocking: bool = False,
 ) -> Check:
     """Validate metadata and build a :class:`Check`; every error names the offending value."""
     if not isinstance(check_id, str) or not ID_PATTERN.match(check_id):
@@ -94,11 +118,16 @@ def make_check(
     for tag in tags:
         if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
             raise ValueError(f"tag {tag!r} of {check_id} must be lowercase letters, digits, - or _")
+        if tag in MODE_TAGS:
+            raise ValueError(
+                f"tag {tag!r} of {check_id} comes from its modes: declare modes=[{tag!r}] "
+                "instead of the tag"
+            )
         if tag not in tag_list:
             tag_list.append(tag)
-    mode_set = frozenset(modes)
-    if not mode_set or not mode_set <= MODES:
-        raise ValueError(f"modes of {check_id} must be a non-empty subset of {sorted(MODES)}")
+    mode_set = _modes(check_id, modes)
+    if not mode_set >= DEFAULT_MODES:
+        tag_list.extend(mode.value for mode in Mode if mode in mode_set)
     if not title or not isinstance(title, str):
         raise ValueError(f"check {check_id} needs a one-line title")
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
@@ -114,7 +143,25 @@ def make_check(
         kind=kind,
         origin=origin,
         timeout=None if timeout is None else float(timeout),
+        blocking=bool(blocking),
     )
+
+
+def _modes(check_id: str, modes: Iterable[str]) -> frozenset[Mode]:
+    """``modes`` as :class:`Mode` values; an unknown name raises ``ValueError`` naming it."""
+    if isinstance(modes, str):
+        modes = [modes]
+    found = set()
+    for mode in modes:
+        try:
+            found.add(Mode(mode))
+        except ValueError:
+            raise ValueError(
+                f"mode {mode!r} of {check_id} is not one of {', '.join(m.value for m in Mode)}"
+            ) from None
+    if not found:
+        raise ValueError(f"modes of {check_id} must name at least one of live, cli, remote")
+    return frozenset(found)
 
 
 def check(
@@ -124,12 +171,14 @@ def check(
     title: str,
     tags: Iterable[str] = (),
     hint: str = "",
-    modes: Iterable[str] = (LIVE, CLI),
+    modes: Iterable[str] = DEFAULT_MODES,
     timeout: float | None = None,
+    blocking: bool = False,
 ) -> Callable[[CheckFunc], Check]:
     """Declare a check without registering it (built-in modules and entry points use this).
 
     ``ProdReady.check`` is the same decorator but also adds the check to that extension.
+    ``blocking=True`` for a check that waits on anything outside the process.
     """
 
     def decorate(func: CheckFunc) -> Check:
@@ -144,6 +193,7 @@ def check(
             func=func,
             origin=origin,
             timeout=timeout,
+            blocking=blocking,
         )
 
     return decorate
@@ -234,8 +284,9 @@ class Registry:
                 "level": item.level.value,
                 "tags": list(item.tags),
                 "title": item.title,
-                "modes": sorted(item.modes),
+                "modes": sorted(mode.value for mode in item.modes),
                 "kind": item.kind,
+                "blocking": item.blocking,
             }
             for item in self
         ]

@@ -1,20 +1,14 @@
-"""``database.*``: the databases the app reaches through Flask-SQLAlchemy.
+"""The ``database.*`` checks and their thresholds.
 
-Every engine counts: the default one and each bind (``db.engines``). The checks that
-talk to a server (``unreachable``, ``pool_budget``, ``superuser``, ``migrations``) never
-borrow a connection from the app's pool: each opens a short-lived connection of its own,
-with the driver's timeouts set from the time the check has left, in a helper thread.
-The check waits for that thread until its deadline, so it answers on time even when the
-host accepts TCP and never says a word; the attempt then ends by itself when the
-driver's timeout expires. A second report that needs the same engine while an attempt is
-still running waits for that attempt instead of starting another, so a dead host holds
-at most one helper thread per engine and per kind of question, and never a pool slot.
-
-This module holds the checks and their thresholds; what they share lives in private
-modules next to it: ``_db_engines`` (the app's engines, judging each), ``_db_probe`` (the
-bounded connections in helper threads), ``_db_facts`` (what the server says about the
-role and its limits), ``_db_pool`` (pool_budget's arithmetic) and ``_db_migrations``
-(Alembic's folder and the databases' revisions).
+Every engine counts: Flask-SQLAlchemy's default one and each bind. The checks that talk to
+a server (``unreachable``, ``pool_budget``, ``superuser``, ``migrations``) are blocking
+checks and never borrow a connection from the app's pool: they ask their questions on a
+short-lived connection of their own, one per engine for the whole report (:mod:`.probe`),
+and wait for the answer until their deadline, so they answer on time even when the host
+accepts TCP and never says a word. What they share lives beside this module: ``engines``
+(the app's engines, judging each), ``probe`` (the bounded questions), ``facts`` (what the
+server says about the role and its limits), ``pool`` (pool_budget's arithmetic) and
+``migrations`` (Alembic's folder and the databases' revisions).
 
 SQLAlchemy, Flask-SQLAlchemy and Alembic are imported inside the functions, only when the
 app uses them: ``import flask_prodready`` never imports them.
@@ -27,32 +21,24 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ..registry import check
-from ._db_engines import (
+from ...engine.context import CheckContext
+from ...engine.findings import Finding, Level
+from ...engine.registry import check
+from .engines import (
     POSTGRESQL,
     PSYCOPG_DRIVERS,
     SQLITE,
-    _CannotJudge,
-    _Database,
-    _databases,
-    _judge_all,
-    _NotApplicable,
-    _per_database,
+    CannotJudge,
+    Database,
+    NotApplicable,
+    databases_of,
+    judge_all,
+    per_database,
 )
-from ._db_facts import _facts, _facts_probes, _shared_probes
-from ._db_migrations import _has_revision, _revision_probes, _script_heads
-from ._db_pool import _budget_findings, _Member, _pool_shape, _workers
-from ._db_probe import (
-    _budget,
-    _error_text,
-    _NoAnswer,
-    _number,
-    _ProbeFailed,
-    _wait,
-    _wait_to_judge,
-)
+from .facts import ask_facts, ask_ping, facts_of
+from .migrations import ask_revisions, has_revision, script_heads
+from .pool import Member, budget_findings, pool_shape, worker_counts
+from .probe import NoAnswer, ProbeFailed, budget, error_text, number, wait, wait_to_judge
 
 #: A connect timeout longer than this does not protect requests: gunicorn's default
 #: worker timeout is 30 s, so the worker is killed before the driver gives up.
@@ -72,6 +58,7 @@ def _capitalised(text: str) -> str:
     hint="Check that the database server runs and that the URL's host, port, database, "
     "user and password are right: from the app's host, connect with the database's own "
     "client (psql, mysql) using the same settings.",
+    blocking=True,
 )
 def check_unreachable(ctx: CheckContext) -> Iterator[Finding]:
     """``SELECT 1`` on a new connection to each engine, answered within the check timeout.
@@ -80,14 +67,14 @@ def check_unreachable(ctx: CheckContext) -> Iterator[Finding]:
     the database can be reached now, and an attempt that hangs must not hold a slot the
     app's requests need. Usable from ``/healthz`` (``PRODREADY_HEALTHZ_CHECKS``).
     """
-    databases = _databases(ctx)
+    databases = databases_of(ctx)
     begun = time.monotonic()
-    until, seconds = _budget(ctx)
-    probes = [(database, _shared_probes(ctx, database, seconds)["ping"]) for database in databases]
-    for database, probe in probes:
+    until = budget(ctx)[0]
+    answers = [(database, ask_ping(ctx, database)) for database in databases]
+    for database, answer in answers:
         try:
-            _wait(probe, until, begun)
-        except _NoAnswer as exc:
+            wait(answer, until, begun)
+        except NoAnswer as exc:
             if exc.earlier:
                 message = (
                     f"{_capitalised(database.label)} has not answered SELECT 1 for "
@@ -100,10 +87,10 @@ def check_unreachable(ctx: CheckContext) -> Iterator[Finding]:
                     f"{ctx.settings.check_timeout:g} s."
                 )
             yield ctx.finding(message, observed={"database": database.location, "error": "timeout"})
-        except _ProbeFailed as exc:
+        except ProbeFailed as exc:
             yield ctx.finding(
                 f"{_capitalised(database.label)} cannot be reached: "
-                f"{_error_text(exc.error, database)}",
+                f"{error_text(exc.error, database)}",
                 observed={"database": database.location, "error": type(exc.error).__name__},
             )
 
@@ -121,7 +108,7 @@ def check_sqlite(ctx: CheckContext) -> Iterator[Finding]:
     Under several workers, writes queue on a file lock ("database is locked"); a second
     host or a redeploy to a fresh container does not see the same file.
     """
-    for database in _databases(ctx):
+    for database in databases_of(ctx):
         if database.backend == SQLITE:
             kind = "an in-memory SQLite database" if database.location == "sqlite://" else "SQLite"
             yield ctx.finding(
@@ -136,6 +123,7 @@ def check_sqlite(ctx: CheckContext) -> Iterator[Finding]:
     title="Workers x pool size fit the connections the database server allows",
     hint="Lower pool_size/max_overflow in SQLALCHEMY_ENGINE_OPTIONS or the worker count, "
     "raise the server's limit, or put PgBouncer in front of the database.",
+    blocking=True,
 )
 def check_pool_budget(ctx: CheckContext) -> Iterator[Finding]:
     """Compare every worker's pools, added up, with the connections the server accepts.
@@ -144,33 +132,33 @@ def check_pool_budget(ctx: CheckContext) -> Iterator[Finding]:
     (pool_size + max_overflow) connections once the pools fill. Past the server's limit,
     new connections fail with "too many clients" at the worst moment: under load.
     """
-    servers = [d for d in _databases(ctx) if d.backend != SQLITE]
+    servers = [d for d in databases_of(ctx) if d.backend != SQLITE]
     if not servers:
         ctx.skip("SQLite has no connection limit to compare the pools with")
-    workers, concurrency, source = _workers(ctx)
+    workers, concurrency, source = worker_counts(ctx)
     begun = time.monotonic()
-    probes = _facts_probes(ctx, servers)
-    members: list[_Member] = []
+    answers = ask_facts(ctx, servers)
+    members: list[Member] = []
     cannot: list[str] = []
     for database in servers:
         try:
-            shape = _pool_shape(database)
+            shape = pool_shape(database)
             if shape.capacity is None and concurrency is None:
-                raise _CannotJudge(
+                raise CannotJudge(
                     f"{database.name} has no pool limit ({shape.text}), and how many "
                     f"requests each worker serves at once is unknown ({source} gives the "
                     "number of workers only)"
                 )
-            probe = probes.get(id(database))
-            if probe is None:
-                raise _CannotJudge(
+            answer = answers.get(id(database))
+            if answer is None:
+                raise CannotJudge(
                     f"flask-prodready reads connection limits from PostgreSQL and MySQL, "
                     f"not {database.backend} ({database.name})"
                 )
-            members.append(_Member(database, shape, _facts(ctx, database, probe, begun)))
-        except _CannotJudge as exc:
+            members.append(Member(database, shape, facts_of(ctx, database, answer, begun)))
+        except CannotJudge as exc:
             cannot.append(exc.reason)
-    found = list(_budget_findings(ctx, members, workers, concurrency, source))
+    found = list(budget_findings(ctx, members, workers, concurrency, source))
     if found:
         yield from found
     elif cannot:
@@ -192,12 +180,12 @@ def check_pre_ping(ctx: CheckContext) -> Iterator[Finding]:
     on each one fails with "server closed the connection unexpectedly".
     """
 
-    def judge(database: _Database) -> Iterator[Finding]:
+    def judge(database: Database) -> Iterator[Finding]:
         if database.backend == SQLITE:
-            raise _NotApplicable("SQLite is a local file: there is no server to drop connections")
+            raise NotApplicable("SQLite is a local file: there is no server to drop connections")
         pool = database.engine.pool
         if type(pool).__name__ == "NullPool":
-            raise _NotApplicable(
+            raise NotApplicable(
                 f"{database.name} uses NullPool: it keeps no connection that could go stale"
             )
         if not getattr(pool, "_pre_ping", False):
@@ -206,7 +194,7 @@ def check_pre_ping(ctx: CheckContext) -> Iterator[Finding]:
                 observed={"database": database.location, "pool_pre_ping": False},
             )
 
-    yield from _per_database(ctx, _databases(ctx), judge)
+    yield from per_database(ctx, databases_of(ctx), judge)
 
 
 @check(
@@ -225,16 +213,16 @@ def check_connect_timeout(ctx: CheckContext) -> Iterator[Finding]:
     out. A timeout longer than ``MAX_CONNECT_TIMEOUT`` is reported too.
     """
 
-    def judge(database: _Database) -> Iterator[Finding]:
+    def judge(database: Database) -> Iterator[Finding]:
         if database.backend == SQLITE:
-            raise _NotApplicable("SQLite is a local file: there is no connection to time out")
+            raise NotApplicable("SQLite is a local file: there is no connection to time out")
         if database.custom_creator:
-            raise _CannotJudge(
+            raise CannotJudge(
                 f"{database.name} connects through a custom creator function, whose "
                 "timeout flask-prodready cannot read"
             )
         name, value, where = _configured_connect_timeout(database)
-        seconds = _number(value)
+        seconds = number(value)
         if seconds is None or seconds <= 0:
             yield ctx.finding(
                 f"{_capitalised(database.label)} has no connect timeout ({name} is "
@@ -251,7 +239,7 @@ def check_connect_timeout(ctx: CheckContext) -> Iterator[Finding]:
                 observed={"database": database.location, name: seconds},
             )
 
-    yield from _per_database(ctx, _databases(ctx), judge)
+    yield from per_database(ctx, databases_of(ctx), judge)
 
 
 @check(
@@ -262,6 +250,7 @@ def check_connect_timeout(ctx: CheckContext) -> Iterator[Finding]:
     hint="Connect as a role that owns the app's tables and nothing more: CREATE ROLE app "
     "LOGIN PASSWORD '...' NOSUPERUSER NOCREATEDB NOCREATEROLE; keep the admin role for "
     "people and migrations run by hand.",
+    blocking=True,
 )
 def check_superuser(ctx: CheckContext) -> Iterator[Finding]:
     """Report a PostgreSQL role that can do more than the app needs.
@@ -271,17 +260,17 @@ def check_superuser(ctx: CheckContext) -> Iterator[Finding]:
     database's OS user. ``CREATEROLE`` and ``CREATEDB`` are reported at warning level:
     less than a superuser, more than an app needs.
     """
-    databases = _databases(ctx)
+    databases = databases_of(ctx)
     begun = time.monotonic()
-    probes = _facts_probes(ctx, [d for d in databases if d.backend == POSTGRESQL])
+    answers = ask_facts(ctx, [d for d in databases if d.backend == POSTGRESQL])
 
-    def judge(database: _Database) -> Iterator[Finding]:
-        probe = probes.get(id(database))
-        if probe is None:
-            raise _NotApplicable(
+    def judge(database: Database) -> Iterator[Finding]:
+        answer = answers.get(id(database))
+        if answer is None:
+            raise NotApplicable(
                 f"only PostgreSQL roles are checked; {database.name} is {database.backend}"
             )
-        facts = _facts(ctx, database, probe, begun)
+        facts = facts_of(ctx, database, answer, begun)
         observed = {"database": database.location, "role": facts.role}
         label = _capitalised(database.label)
         if facts.superuser:
@@ -307,7 +296,7 @@ def check_superuser(ctx: CheckContext) -> Iterator[Finding]:
                     observed={**observed, flag: True},
                 )
 
-    yield from _per_database(ctx, databases, judge)
+    yield from per_database(ctx, databases, judge)
 
 
 @check(
@@ -316,6 +305,7 @@ def check_superuser(ctx: CheckContext) -> Iterator[Finding]:
     title="The database is at the migrations head",
     hint="Run `flask db upgrade` as part of the deploy, before the new code serves "
     "requests; merge diverging heads with `flask db merge heads`.",
+    blocking=True,
 )
 def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
     """Compare each database's Alembic revision with the heads of the migrations folder.
@@ -327,7 +317,7 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
     migrate = ctx.app.extensions.get("migrate")
     if migrate is None:
         ctx.skip("Flask-Migrate is not set up on this app: no migrations to compare")
-    script, heads = _script_heads(ctx, migrate)
+    script, heads = script_heads(ctx, migrate)
     found: list[Finding] = []
     if len(heads) > 1:
         found.append(
@@ -338,14 +328,14 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
             )
         )
 
-    databases = _databases(ctx)
+    databases = databases_of(ctx)
     begun = time.monotonic()
-    until, seconds = _budget(ctx)
-    probes = _revision_probes(migrate, databases, seconds)
+    until, seconds = budget(ctx)
+    answers = ask_revisions(migrate, databases, seconds)
 
-    def judge(database: _Database) -> Iterator[Finding]:
-        current: tuple[str, ...] = _wait_to_judge(
-            probes[id(database)],
+    def judge(database: Database) -> Iterator[Finding]:
+        current: tuple[str, ...] = wait_to_judge(
+            answers[id(database)],
             database,
             until,
             begun,
@@ -355,7 +345,7 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
         observed = {"database": database.location, "current": list(current), "heads": list(heads)}
         if not current:
             if database.key is not None:  # binds are migrated only in multi-database setups
-                raise _NotApplicable(f"{database.name} has no Alembic version table")
+                raise NotApplicable(f"{database.name} has no Alembic version table")
             yield ctx.finding(
                 f"{label} has no migration applied (its Alembic version table is missing or "
                 f"empty); the head is {', '.join(heads)}.",
@@ -364,7 +354,7 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
             return
         if set(current) == set(heads):
             return
-        unknown = [r for r in current if not _has_revision(script, r)]
+        unknown = [r for r in current if not has_revision(script, r)]
         if unknown:
             yield ctx.finding(
                 f"{label} is at revision {', '.join(unknown)}, which the migrations folder "
@@ -378,7 +368,7 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
                 observed=observed,
             )
 
-    judged, reason = _judge_all(databases, judge)
+    judged, reason = judge_all(databases, judge)
     found += judged
     if not found and reason is not None:
         ctx.skip(reason)
@@ -388,7 +378,7 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
 # --- what database.connect_timeout reads ----------------------------------------------
 
 
-def _configured_connect_timeout(database: _Database) -> tuple[str, Any, str]:
+def _configured_connect_timeout(database: Database) -> tuple[str, Any, str]:
     """(the driver's option name, its value or ``None``, where it came from)."""
     params = database.connect_params()[1]
     driver = database.driver
@@ -405,7 +395,7 @@ def _configured_connect_timeout(database: _Database) -> tuple[str, Any, str]:
         return "connect_timeout", params.get("connect_timeout"), ""
     if driver == "pg8000":
         return "timeout", params.get("timeout"), ""
-    raise _CannotJudge(
+    raise CannotJudge(
         f"flask-prodready does not know how the {driver} driver sets a connect timeout "
         f"({database.name})"
     )

@@ -2,7 +2,7 @@
 
 How many connections the app can open is the number of worker processes times what each
 worker's pools hold, engine by engine; that is compared with every limit the server
-states (its own, the role's, the database's) in :func:`_budget_findings`.
+states (its own, the role's, the database's) in :func:`budget_findings`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..context import CheckContext
-from ..findings import Finding, Level
-from ._db_engines import _CannotJudge, _Database
-from ._db_facts import _Facts
+from ...engine.context import CheckContext
+from ...engine.findings import Finding, Level
+from .engines import CannotJudge, Database
+from .facts import Facts
 
 
 @dataclass(frozen=True)
-class _PoolShape:
+class PoolShape:
     """How many connections one worker's pool of one engine can hold.
 
     ``capacity`` is ``None`` for a pool without an upper bound (NullPool opens one per
@@ -31,28 +31,28 @@ class _PoolShape:
 
 
 @dataclass(frozen=True)
-class _Member:
-    database: _Database
-    shape: _PoolShape
-    facts: _Facts
+class Member:
+    database: Database
+    shape: PoolShape
+    facts: Facts
 
 
-def _pool_shape(database: _Database) -> _PoolShape:
+def pool_shape(database: Database) -> PoolShape:
     pool: Any = database.engine.pool
     kind = type(pool).__name__
     if hasattr(pool, "_max_overflow") and callable(getattr(pool, "size", None)):  # QueuePool
         size, overflow = int(pool.size()), int(pool._max_overflow)
         if overflow < 0:
-            return _PoolShape(None, f"pool_size {size}, max_overflow {overflow}: no upper bound")
-        return _PoolShape(size + overflow, f"pool_size {size} + max_overflow {overflow}")
+            return PoolShape(None, f"pool_size {size}, max_overflow {overflow}: no upper bound")
+        return PoolShape(size + overflow, f"pool_size {size} + max_overflow {overflow}")
     if kind == "NullPool":
-        return _PoolShape(None, "NullPool: one connection per checkout")
+        return PoolShape(None, "NullPool: one connection per checkout")
     if kind in ("StaticPool", "AssertionPool"):
-        return _PoolShape(1, f"{kind}: 1 connection")
-    raise _CannotJudge(f"{database.name} uses {kind}, whose size flask-prodready cannot tell")
+        return PoolShape(1, f"{kind}: 1 connection")
+    raise CannotJudge(f"{database.name} uses {kind}, whose size flask-prodready cannot tell")
 
 
-def _workers(ctx: CheckContext) -> tuple[int, int | None, str]:
+def worker_counts(ctx: CheckContext) -> tuple[int, int | None, str]:
     """(worker processes, requests each serves at once if known, where that was read)."""
     settings = ctx.gunicorn
     if settings is not None:
@@ -72,9 +72,9 @@ def _workers(ctx: CheckContext) -> tuple[int, int | None, str]:
     )
 
 
-def _budget_findings(
+def budget_findings(
     ctx: CheckContext,
-    members: list[_Member],
+    members: list[Member],
     workers: int,
     concurrency: int | None,
     source: str,
@@ -87,7 +87,7 @@ def _budget_findings(
     Over the limit, ``peak`` is an error; only ``ceiling`` a warning, since then only
     connections opened outside requests (threads, jobs) can get there.
     """
-    groups: dict[tuple[str, ...], tuple[str, int, str, list[_Member]]] = {}
+    groups: dict[tuple[str, ...], tuple[str, int, str, list[Member]]] = {}
     for member in members:
         facts, where = member.facts, member.database.host
         # (group key, who connects where, connections allowed or None if unlimited, why)

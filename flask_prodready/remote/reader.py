@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .findings import CheckOutcome, Finding, Level, Report, Status, WorkerInfo
+from ..engine.findings import CheckOutcome, Finding, Level, Report, Status, WorkerInfo
 
 #: Findings reported by the runner in place of a check; ``observed["check"]`` names it.
 _ENGINE_IDS = frozenset({"prodready.check_crashed", "prodready.check_timeout"})

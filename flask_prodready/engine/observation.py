@@ -1,6 +1,6 @@
 """What the running server actually receives and sends, per worker, in one place.
 
-The middleware (:mod:`flask_prodready.middleware`) calls :meth:`TrafficRecord.record`
+The middleware (:mod:`flask_prodready.web.middleware`) calls :meth:`TrafficRecord.record`
 once per response: a handful of counter updates under a lock held for microseconds,
 never across I/O. Memory is bounded: counters have capped keys, and only a few sample
 paths and header values are kept. Cookie *values* are never kept, only names and flags.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -286,7 +287,12 @@ _STATIC_CODES = frozenset({"200", "206", "304"})
 _SCHEMES = frozenset({"http", "https"})
 
 _probe_lock = threading.Lock()
-_probes: dict[int, tuple[float, ResponseSample]] = {}
+#: Per app: the lock one probe is sent under, and its kept answer (weakly keyed, so a
+#: test's or a factory's throwaway app does not live on here).
+_probe_locks: weakref.WeakKeyDictionary[Flask, threading.Lock] = weakref.WeakKeyDictionary()
+_probes: weakref.WeakKeyDictionary[Flask, tuple[float, ResponseSample]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _probe_host(app: Flask) -> str:
@@ -302,12 +308,21 @@ def probe_response(app: Flask) -> ResponseSample:
     """Send one GET through the app's whole WSGI stack (middleware and after-request hooks
     included) to a path no app serves, over https, and keep its security headers.
 
-    A 404 is harmless and still passes through every hook that adds headers.
+    A 404 is harmless and still passes through every hook that adds headers. The header
+    checks run side by side and all ask at once: they share one probe.
     """
     with _probe_lock:
-        cached = _probes.get(id(app))
+        lock = _probe_locks.setdefault(app, threading.Lock())
+    with lock:
+        cached = _probes.get(app)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        sample = _send_probe(app)
+        _probes[app] = (time.monotonic() + PROBE_TTL, sample)
+        return sample
+
+
+def _send_probe(app: Flask) -> ResponseSample:
     path = f"/.well-known/prodready-probe-{secrets.token_hex(4)}"
     client = app.test_client()
     response = client.get(
@@ -325,8 +340,6 @@ def probe_response(app: Flask) -> ResponseSample:
         )
     finally:
         response.close()
-    with _probe_lock:
-        _probes[id(app)] = (time.monotonic() + PROBE_TTL, sample)
     return sample
 
 

@@ -1,0 +1,154 @@
+"""The per-app state ProdReady keeps: settings, registry, runner, report cache, traffic.
+
+Following the Flask extension pattern, nothing app-specific lives on the extension
+object: ``init_app`` puts an :class:`AppState` in ``app.extensions["prodready"]``, and
+the front ends read it from there (:func:`get_state`). It holds no reference back to
+the extension, so the front ends depend on this module only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .cache import ReportCache
+from .context import RemoteTarget, RunEnvironment
+from .findings import Report, WorkerInfo
+from .observation import TrafficRecord
+from .redaction import Redactor
+from .registry import LIVE, Check, Mode, Registry
+from .runner import Runner
+from .server import GUNICORN, GunicornSettings, live_gunicorn_settings, server_kind
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+#: The key of ``app.extensions`` under which an app's state lives.
+EXTENSION_KEY = "prodready"
+#: Extra seconds a caller waits beyond the check timeout before giving up on a shared run.
+WAIT_MARGIN = 1.0
+
+
+class AppState:
+    """Everything ProdReady keeps for one app: settings, registry, runner and cache."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.runner = Runner()
+        self.cache = ReportCache()
+        self.hostname = socket.gethostname()
+        self.traffic = TrafficRecord()
+        self.config_at_init: dict[str, Any] = {}
+        self._token_digest = (
+            None if settings.token is None else hashlib.sha256(settings.token.encode()).digest()
+        )
+        self.healthz_checks = registry.select_names(settings.healthz_checks)
+
+    def token_matches(self, given: str) -> bool:
+        """Compare a presented token with the configured one in constant time."""
+        if self._token_digest is None:
+            return False
+        digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest()
+        return hmac.compare_digest(digest, self._token_digest)
+
+    def build_report(
+        self,
+        app: Flask,
+        *,
+        mode: Mode | str,
+        checks: list[Check] | None = None,
+        tags: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        server_software: str | None = None,
+        environ: Mapping[str, Any] | None = None,
+        gunicorn: GunicornSettings | None = None,
+        audit: bool = False,
+        remote: RemoteTarget | None = None,
+    ) -> Report:
+        """Run the selected checks now (no cache) and assemble the report.
+
+        Live under gunicorn, the worker's resolved settings are found here when not given.
+        """
+        mode = Mode(mode)
+        selected = self.registry.select(tags, exclude) if checks is None else checks
+        if gunicorn is None and mode == LIVE and server_kind(server_software) == GUNICORN:
+            gunicorn = live_gunicorn_settings()
+        env = RunEnvironment(
+            app=app,
+            mode=mode,
+            settings=self.settings,
+            server_software=server_software,
+            environ=dict(environ or {}),
+            gunicorn=gunicorn,
+            observation=self.traffic.snapshot() if mode == LIVE else None,
+            audit=audit,
+            remote=remote,
+            check_ids=self.registry.ids,
+            config_at_init=self.config_at_init,
+        )
+        outcomes = self.runner.run(
+            selected,
+            env,
+            timeout=self.settings.check_timeout,
+            silenced=self.settings.silenced,
+            redactor=Redactor.for_config(app.config),
+        )
+        return Report(
+            outcomes=outcomes,
+            worker=WorkerInfo(pid=os.getpid(), hostname=self.hostname, server=server_software),
+            generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            mode=mode.value,
+        )
+
+    def cached_report(
+        self,
+        app: Flask,
+        *,
+        key: tuple[Any, ...],
+        checks: list[Check] | Callable[[], list[Check]],
+        server_software: str | None = None,
+        environ: Mapping[str, Any] | None = None,
+    ) -> Report:
+        """A live report of ``checks``, shared between concurrent callers and reused for the
+        cache period. A caller waits for a shared run as long as its slowest check may take.
+
+        ``checks`` may be a function, so a cache hit does not even select them.
+        """
+        hit = self.cache.fresh(key)  # a hit needs nothing built around the lookup
+        if hit is not None:
+            return hit
+
+        def selected() -> list[Check]:
+            return checks() if callable(checks) else checks
+
+        def wait() -> float:
+            default = self.settings.check_timeout
+            return max((c.timeout or default for c in selected()), default=default) + WAIT_MARGIN
+
+        return self.cache.get_or_build(
+            key,
+            self.settings.cache_seconds,
+            lambda: self.build_report(
+                app,
+                mode=LIVE,
+                checks=selected(),
+                server_software=server_software,
+                environ=environ,
+            ),
+            wait=wait,
+        )
+
+
+def get_state(app: Flask) -> AppState:
+    """The ProdReady state of ``app``; a clear error when ``init_app`` was not called."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, AppState):
+        raise RuntimeError("ProdReady is not initialised on this app: call init_app(app) first")
+    return state

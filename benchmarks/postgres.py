@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import HOST, BenchError, free_port
+from .common import HOST, BenchError, free_port, loopback
 
 #: Bounds for every command run here, and for the server's start and stop.
 COMMAND_TIMEOUT = 60.0
@@ -95,7 +95,7 @@ def bin_dir() -> Path:
 
 
 def _start(server: Postgres) -> None:
-    options = f"-h {HOST} -p {server.port} -k {server.folder} -c fsync=off"
+    options = f"-h {loopback(HOST)} -p {server.port} -k {server.folder} -c fsync=off"
     done = server.run(
         str(server.bin_dir / "pg_ctl"),
         "-D",

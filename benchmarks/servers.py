@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import HOST, BenchError, free_port, http_get
+from .common import HOST, BenchError, free_port, http_get, loopback
 
 #: Seconds a server gets to answer its first request.
 START_TIMEOUT = 30.0
@@ -122,7 +122,7 @@ def gunicorn_command(
         "-k",
         "sync",
         "-b",
-        f"{HOST}:{port}",
+        f"{loopback(HOST)}:{port}",
         "--chdir",
         str(folder),
         "--graceful-timeout",

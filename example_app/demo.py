@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import ipaddress
 import json
 import os
 import secrets
@@ -75,12 +76,30 @@ CONTROLLED_VARIABLES = (
 )
 #: The deploy kit's gunicorn settings, used when the checkout has them.
 GUNICORN_CONFIG = PROJECT_ROOT / "deploy" / "gunicorn.conf.py"
+#: urllib without proxies: the demo's requests go to its own gunicorn on loopback, never
+#: to an ``http_proxy`` of the environment, which would carry them (and the token) away.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def loopback(host: str) -> str:
+    """``host`` when it is a loopback address (127.0.0.0/8, ::1 or ``localhost``);
+    ValueError naming it otherwise.
+
+    The demo serves an app with a fresh token and its readiness report: on any other
+    address the network could reach them.
+    """
+    try:
+        if host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise ValueError(f"{host!r} is not a loopback address: the demo binds only to loopback")
 
 
 def free_port(host: str = HOST) -> int:
     """A TCP port nobody listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+        sock.bind((loopback(host), 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -123,7 +142,7 @@ def gunicorn_command(port: int, config: Path | None = None) -> list[str]:
         "-w",
         str(WORKERS),
         "-b",
-        f"{HOST}:{port}",
+        f"{loopback(HOST)}:{port}",
         "example_app.wsgi:app",
     ]
 
@@ -134,7 +153,7 @@ def fetch(
     """GET ``url``: the status code and body text, error statuses (401, 503) included."""
     request = urllib.request.Request(url, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with OPENER.open(request, timeout=timeout) as response:
             status: int = response.status
             return status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:

@@ -13,10 +13,17 @@ from flask_prodready.checks._source_scan import clear_cache
 
 from .support import GOOD_CONFIG, TOKEN
 
+#: requests (under pip-audit) and urllib send through these, which would carry requests
+#: meant for the suite's loopback servers off the machine.
+PROXY_VARIABLES = tuple(
+    name for base in ("http_proxy", "https_proxy", "all_proxy") for name in (base, base.upper())
+)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts without the process's FLASK_*/PRODREADY_* variables and scan cache."""
+    """Each test starts without the process's FLASK_*/PRODREADY_* and proxy variables and
+    without the scan cache."""
     for name in (
         "FLASK_DEBUG",
         "FLASK_CONFIG",
@@ -30,6 +37,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "APP_SETTINGS",
         "CONFIG_NAME",
         "APP_ENVIRONMENT",
+        *PROXY_VARIABLES,
     ):
         monkeypatch.delenv(name, raising=False)
     clear_cache()

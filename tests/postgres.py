@@ -37,6 +37,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from .loopback import require_loopback_host, require_postgres_listen_addresses
 from .support import GOOD_CONFIG
 
 HOST = "127.0.0.1"
@@ -96,7 +97,8 @@ class PostgresServer:
     def start(self) -> None:
         """Start the cluster (again) on its port and wait until it accepts connections."""
         options = (
-            f"-h {HOST} -p {self.port} -k {self.folder} -c fsync=off "
+            f"-h {require_postgres_listen_addresses(HOST)} -p {self.port} -k {self.folder} "
+            f"-c fsync=off "
             f"-c synchronous_commit=off -c full_page_writes=off "
             f"-c max_connections={MAX_CONNECTIONS} "
             f"-c superuser_reserved_connections={SUPERUSER_RESERVED}"
@@ -179,6 +181,7 @@ class PostgresServer:
         **query: Any,
     ) -> str:
         """The SQLAlchemy URL of ``database`` as ``role`` over TCP."""
+        require_loopback_host(host, "PostgreSQL URL")
         suffix = f"?{urlencode(query)}" if query else ""
         port = self.port if port is None else port
         return f"{driver}://{role.name}:{role.password}@{host}:{port}/{database}{suffix}"
@@ -211,7 +214,7 @@ def postgres_bin_dir() -> Path:
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
+        sock.bind((require_loopback_host(HOST, "free_port"), 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -321,7 +324,7 @@ def blackhole() -> Iterator[tuple[str, int]]:
     first packet into the void and waits, as with a hung database host.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind((HOST, 0))
+        listener.bind((require_loopback_host(HOST, "blackhole"), 0))
         listener.listen(64)
         yield HOST, listener.getsockname()[1]
 

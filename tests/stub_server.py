@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from .loopback import require_loopback_host
+
 HOST = "127.0.0.1"
 
 
@@ -67,7 +69,7 @@ class StubServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep the test output clean
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self._server = ThreadingHTTPServer((require_loopback_host(HOST, "StubServer"), 0), Handler)
         self._server.daemon_threads = True
         if context is not None:
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)

@@ -1,7 +1,8 @@
 """Real processes for integration tests: gunicorn, nginx and `flask run` on loopback.
 
 Each is started in a temporary folder on a free 127.0.0.1 port, waited for with a
-bounded loop, and stopped by its PID (SIGTERM, then SIGKILL after a timeout).
+bounded loop, and stopped by its PID (SIGTERM, then SIGKILL after a timeout). Its bind
+addresses, and nginx's whole configuration, pass :mod:`tests.loopback` before it starts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..loopback import require_gunicorn_arguments, require_loopback_host, require_nginx_config
 
 HOST = "127.0.0.1"
 #: A second loopback address: requests from it prove forwarded addresses are used.
@@ -51,10 +54,11 @@ class Answer:
         return json.loads(self.body)
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
+def free_port(host: str = HOST) -> int:
+    """A TCP port of the loopback address ``host`` (IPv4 or IPv6) nobody listens on now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((require_loopback_host(host, "free_port"), 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -69,6 +73,8 @@ def fetch(
     timeout: float = 10.0,
 ) -> Answer:
     """One request to 127.0.0.1:``port``, optionally sent from another loopback address."""
+    if source is not None:
+        require_loopback_host(source, "fetch's source address")
     connection = http.client.HTTPConnection(
         HOST, port, timeout=timeout, source_address=(source, 0) if source else None
     )
@@ -133,8 +139,11 @@ def gunicorn(
     Its log goes to ``logs`` (default: ``folder``).
     """
     port = free_port()
-    command = ["-m", "gunicorn", "--no-control-socket", "--chdir", str(folder),
-               "-b", f"{HOST}:{port}", *args, target]  # fmt: skip
+    arguments = ["--no-control-socket", "--chdir", str(folder), "-b", f"{HOST}:{port}",
+                 *args, target]  # fmt: skip
+    # ``args`` may add binds of their own, and the environment GUNICORN_CMD_ARGS.
+    require_gunicorn_arguments(arguments, environment(folder, env))
+    command = ["-m", "gunicorn", *arguments]
     with _serving(folder, command, env, (logs or folder) / f"gunicorn-{port}.log", port):
         yield port
 
@@ -143,6 +152,7 @@ def gunicorn(
 def flask_run(folder: Path, module: str, env: Mapping[str, str] | None = None) -> Iterator[int]:
     """Werkzeug's development server (`flask run`) serving ``module``; yields its port."""
     port = free_port()
+    require_loopback_host(HOST, "flask run --host")
     command = ["-m", "flask", "--app", module, "run", "--host", HOST, "--port", str(port),
                "--no-reload"]  # fmt: skip
     with _serving(folder, command, env, folder / f"flask-run-{port}.log", port):
@@ -282,6 +292,7 @@ def _run_nginx(folder: Path, name: str, servers: str, ports: Sequence[int]) -> I
     work.chmod(0o755)
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=work, servers=servers))
+    require_nginx_config(conf)
     log = work / "error.log"
     with (work / "stdout.log").open("wb") as out:
         process = subprocess.Popen(

@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -38,10 +39,20 @@ import yaml
 
 from example_app import LIVENESS_PATH
 from example_app.config import MAX_UPLOAD_BYTES, ProductionConfig
-from flask_prodready.server import available_cpus
+from flask_prodready.engine.server import available_cpus
+from tests.loopback import Directive, nginx_directives, require_nginx_config
 from tests.postgres import PostgresServer
 
-from .processes import PROJECT_ROOT, Answer, environment, fetch, gunicorn, nginx, nginx_binary
+from .processes import (
+    PROJECT_ROOT,
+    Answer,
+    environment,
+    fetch,
+    free_port,
+    gunicorn,
+    nginx,
+    nginx_binary,
+)
 
 DEPLOY = PROJECT_ROOT / "deploy"
 GUNICORN_CONFIG = DEPLOY / "gunicorn.conf.py"
@@ -157,6 +168,42 @@ def strong_secret() -> str:
     return secrets.token_hex(32)
 
 
+def ipv6_loopback() -> str:
+    """``::1`` where this machine can bind it, else a second IPv4 loopback address."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return "127.0.0.2"
+    return "::1"
+
+
+def listens_on_loopback(site: Path) -> tuple[str, list[Directive], list[str]]:
+    """The text of ``site`` with each ``listen`` moved to a free loopback port, its flags
+    kept (IPv6 ones to ``::1``, or 127.0.0.2 on a machine without it); the site's
+    ``listen`` directives, and the addresses that replace them, in order.
+
+    ``nginx -t`` binds every address it is given: the site's own ``listen 80`` and
+    ``listen [::]:443`` would open ports 80 and 443 on every interface for a moment.
+    """
+    lines = site.read_text().splitlines(keepends=True)
+    listens = [d for _, d, _ in nginx_directives(site) if d.name == "listen"]
+    addresses: list[str] = []
+    for directive in listens:
+        host = ipv6_loopback() if directive.args[0].startswith("[") else "127.0.0.1"
+        port = free_port(host)
+        while any(address.endswith(f":{port}") for address in addresses):
+            port = free_port(host)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        written = r"\s+".join(map(re.escape, ("listen", *directive.args)))
+        found = re.fullmatch(rf"(\s*){written}\s*;(\s*)", lines[directive.line - 1])
+        assert found, f"cannot rewrite {directive}: not alone on its line"
+        flags = "".join(f" {flag}" for flag in directive.args[1:])
+        lines[directive.line - 1] = f"{found[1]}listen {address}{flags};{found[2]}"
+        addresses.append(address)
+    return "".join(lines), listens, addresses
+
+
 # --- the kit's files -----------------------------------------------------------------------
 
 
@@ -185,7 +232,8 @@ def test_nginx_site_agrees_with_the_app() -> None:
 @pytest.mark.integration
 def test_nginx_accepts_the_site(tmp_path: Path) -> None:
     """``nginx -t`` accepts the site file included in an nginx.conf, with a self-signed
-    certificate in place of the Let's Encrypt paths and the logs in a temporary folder."""
+    certificate in place of the Let's Encrypt paths, the logs in a temporary folder and
+    every ``listen`` moved, flags kept, to a free loopback port."""
     certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     made = run(
         [
@@ -195,7 +243,7 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
         os.environ,
     )
     assert made.returncode == 0, made.stderr
-    site = NGINX_SITE.read_text()
+    site, shipped, addresses = listens_on_loopback(NGINX_SITE)
     replacements = [
         (r"ssl_certificate\s+\S+;", f"ssl_certificate {certificate};"),
         (r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};"),
@@ -220,6 +268,12 @@ def test_nginx_accepts_the_site(tmp_path: Path) -> None:
         f"    include {tmp_path}/site.conf;\n"
         "}\n"
     )
+    # Every listen line moved (the guard refuses any left on another address), in order,
+    # with its flags (ssl, http2 ...).
+    moved = require_nginx_config(tmp_path / "nginx.conf")
+    assert len(shipped) == len(moved) > 0
+    assert [d.args[0] for d in moved] == addresses
+    assert [d.args[1:] for d in moved] == [d.args[1:] for d in shipped]
 
     checked = run(
         [

@@ -279,6 +279,7 @@ def remote_report(
         generated_at=fetched.generated_at,
         mode=REMOTE.value,
         cached=fetched.cached,
+        evidence=fetched.evidence,
     )
 
 

@@ -6,9 +6,14 @@ observation), so the record is exercised directly here, where an error would sho
 
 from __future__ import annotations
 
+import pytest
+
+from flask_prodready.engine.evidence import Evidence
 from flask_prodready.engine.observation import (
     MAX_COOKIE_NAMES,
+    MAX_PEERS,
     MAX_SAMPLES,
+    MAX_VALUES,
     TrafficRecord,
     cookie_problems,
 )
@@ -18,6 +23,11 @@ HTML = ("Content-Type", "text/html; charset=utf-8")
 
 def environ(path: str = "/", **extra: str) -> dict[str, str]:
     return {"PATH_INFO": path, "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http", **extra}
+
+
+def merged(record: TrafficRecord) -> Evidence:
+    """The record's window as a report sees it."""
+    return Evidence.merge(record.buckets(), window=record.window)
 
 
 def test_counts_headers_by_response() -> None:
@@ -32,13 +42,15 @@ def test_counts_headers_by_response() -> None:
         [HTML, ("Content-Security-Policy", "default-src 'self'")],
     )
     record.record(environ("/api"), "127.0.0.1", "200 OK", [("Content-Type", "application/json")])
-    snapshot = record.snapshot()
-    assert snapshot.requests == 3
-    assert snapshot.judged_responses == 2
-    assert snapshot.missing_headers["content-security-policy"] == 1
-    assert snapshot.missing_headers["strict-transport-security"] == 2
-    assert snapshot.missing_samples["content-security-policy"] == ("/a",)
-    assert snapshot.header_samples == {"content-security-policy": "default-src 'self'"}
+    record.record(environ("/gone"), "127.0.0.1", "404 NOT FOUND", [("Content-Type", "text/plain")])
+    evidence = merged(record)
+    assert evidence.requests == 4
+    assert evidence.pages.judged == 2
+    assert evidence.pages.missing["content-security-policy"] == 1
+    assert evidence.pages.missing["strict-transport-security"] == 2
+    assert evidence.pages.paths["content-security-policy"] == ("/a",)
+    assert evidence.pages.values == {"content-security-policy": {"default-src 'self'": 1}}
+    assert evidence.other.judged == 1  # the JSON answer; a 404 is no successful response
 
 
 def test_forwarded_headers_and_schemes_stay_bounded() -> None:
@@ -55,11 +67,12 @@ def test_forwarded_headers_and_schemes_stay_bounded() -> None:
             "200 OK",
             [HTML],
         )
-    snapshot = record.snapshot()
-    assert set(snapshot.xfp_values) == {"other"}
-    assert max(snapshot.xff_chain_lengths) == 10
-    assert len(snapshot.xff_chain_lengths) == 10
-    assert all(len(paths) <= MAX_SAMPLES for paths in snapshot.missing_samples.values())
+    peer = merged(record).main_peer
+    assert peer is not None
+    assert set(peer.xfp_values) == {"other"}
+    assert max(peer.chains) == 10
+    assert len(peer.chains) == 10
+    assert all(len(paths) <= MAX_SAMPLES for paths in merged(record).pages.paths.values())
 
 
 def test_insecure_cookie_names_are_bounded_and_values_never_kept() -> None:
@@ -73,9 +86,12 @@ def test_insecure_cookie_names_are_bounded_and_values_never_kept() -> None:
             "200 OK",
             [HTML, ("Set-Cookie", f"c{index}=secret-value-{index}; Path=/")],
         )
-    snapshot = record.snapshot()
-    assert len(snapshot.insecure_cookies) == MAX_COOKIE_NAMES
-    assert "secret-value" not in repr(snapshot)
+    evidence = merged(record)
+    assert len(evidence.cookies) == MAX_COOKIE_NAMES
+    assert all(
+        c.insecure == 1 and c.missing == ("Secure", "HttpOnly") for c in evidence.cookies.values()
+    )
+    assert "secret-value" not in repr(record.buckets())
 
 
 def test_cookie_problems() -> None:
@@ -95,6 +111,61 @@ def test_static_responses_are_counted() -> None:
     record.record(environ("/static/a.css"), "127.0.0.1", "200 OK", [("Content-Type", "text/css")])
     record.record(environ("/static/b.css"), "127.0.0.1", "304 NOT MODIFIED", [])
     record.record(environ("/static/c.css"), "127.0.0.1", "404 NOT FOUND", [HTML])
-    snapshot = record.snapshot()
-    assert snapshot.static_served == 2
-    assert snapshot.static_samples == ("/static/a.css", "/static/b.css")
+    evidence = merged(record)
+    assert evidence.main_peer is not None
+    assert evidence.main_peer.static == 2
+    assert evidence.static_samples == ("/static/a.css", "/static/b.css")
+
+
+def test_peers_and_header_values_stay_bounded() -> None:
+    """Many direct peers share one '*' entry past MAX_PEERS; many values of a header share
+    the '' entry past MAX_VALUES; CSP nonces count as one value."""
+    record = TrafficRecord()
+    record.static_prefixes = ()
+    for index in range(50):
+        record.record(
+            environ(REMOTE_ADDR=f"10.0.0.{index}"),
+            f"10.0.0.{index}",
+            "200 OK",
+            [HTML, ("Referrer-Policy", f"policy-{index}")],
+        )
+        record.record(
+            environ(),
+            "127.0.0.1",
+            "200 OK",
+            [HTML, ("Content-Security-Policy", f"script-src 'nonce-{index}'")],
+        )
+    evidence = merged(record)
+    assert len(evidence.peers) == MAX_PEERS + 1  # the first MAX_PEERS, then "*"
+    assert "*" in {p.address for p in evidence.peers}
+    referrer = evidence.pages.values["referrer-policy"]
+    assert len(referrer) == MAX_VALUES + 1
+    assert referrer[""] == 50 - MAX_VALUES
+    assert evidence.pages.values["content-security-policy"] == {"script-src 'nonce-…'": 50}
+
+
+def test_the_window_forgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket older than the window is not read, and is dropped once a new one starts."""
+    now = [1000.0]
+    monkeypatch.setattr("flask_prodready.engine.observation.time.time", lambda: now[0])
+    record = TrafficRecord(window=60)
+    record.static_prefixes = ()
+    record.record(environ("/old"), "127.0.0.1", "200 OK", [HTML])
+    assert merged_at(record, now[0]).requests == 1
+    now[0] += 61 + record.bucket_seconds
+    assert merged_at(record, now[0]).requests == 0
+    record.record(environ("/new"), "127.0.0.1", "200 OK", [HTML])
+    assert merged_at(record, now[0]).requests == 1
+    assert len(record.buckets(now[0])) == 1
+
+
+def merged_at(record: TrafficRecord, now: float) -> Evidence:
+    return Evidence.merge(record.buckets(now), window=record.window)
+
+
+def test_inert_escapes_control_characters_and_caps_length() -> None:
+    """ESC, BEL, CSI (C1), DEL and newlines become visible escapes; long text is cut."""
+    from flask_prodready.engine.evidence import inert
+
+    assert inert("/a\x1b]0;evil\x07b\x9b2J\x7f\n") == "/a\\x1b]0;evil\\x07b\\x9b2J\\x7f\\x0a"
+    assert len(inert("x" * 500)) == 120

@@ -89,9 +89,18 @@ def check_remember_secure(ctx: CheckContext) -> Iterator[Finding]:
 )
 def check_observed_insecure(ctx: CheckContext) -> Iterator[Finding]:
     traffic = observed_traffic(ctx)
-    # Names and missing flags only: a cookie's value is never recorded.
-    for name, missing in sorted(traffic.insecure_cookies.items()):
-        yield ctx.finding(
-            f"The app sent the cookie {name!r} without {' and '.join(missing)}.",
-            observed={"cookie": name, "missing": list(missing)},
-        )
+    # Names and missing flags only: a cookie's value is never recorded. A Set-Cookie is
+    # the app's own output (no client can forge one), and one insecure send is enough to
+    # leak it: every insecure send counts.
+    for name, cookie in traffic.cookies.items():
+        if cookie.insecure:
+            yield ctx.finding(
+                f"The app sent the cookie {name!r} without {' and '.join(cookie.missing)} "
+                f"({cookie.insecure} of {cookie.sent} times).",
+                observed={
+                    "cookie": name,
+                    "missing": list(cookie.missing),
+                    "sent": cookie.sent,
+                    "insecure": cookie.insecure,
+                },
+            )

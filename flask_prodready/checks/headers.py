@@ -1,19 +1,24 @@
 """``headers.*``: the security headers the app's responses really carry.
 
-Live, the HTML responses this worker sent are judged (how many lacked a header, and
-the last value seen). With no HTML traffic yet, and from the CLI, one probe request
-goes through the app's whole WSGI stack (after-request hooks and middleware such as
-Talisman included), so the verdict is what the app sends, not what its settings say.
-Headers that only nginx adds are invisible here (see the docs).
+Live, the responses the server's workers sent over the evidence window are judged by
+share, per kind of response: HTML pages for every header, and other successful
+responses (JSON, files) for the two that matter there too (HSTS and nosniff). A header
+missing, or a weak value, must be on a significant share of the responses to raise a
+finding (one odd page cannot), and one good page among bad ones cannot silence it. With
+too few responses of a kind, and from the CLI, one probe request goes through the app's
+whole WSGI stack (after-request hooks and middleware such as Talisman included), so
+the verdict is what the app sends, not what its settings say. Headers that only nginx
+adds are invisible here (see the docs).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..engine.context import CheckContext
+from ..engine.evidence import MIN_SAMPLE, KindEvidence, inert, significant
 from ..engine.findings import Finding, Level
 from ..engine.observation import SECURITY_HEADERS, probe_response
 from ..engine.registry import check
@@ -22,46 +27,84 @@ from ..engine.registry import check
 MIN_HSTS_MAX_AGE = 180 * 24 * 3600
 #: CSP sources that make 'unsafe-inline' ignored by browsers (CSP level 2+).
 INLINE_NEUTRALISERS = ("'nonce-", "'sha256-", "'sha384-", "'sha512-", "'strict-dynamic'")
+_LABELS = {"page": "HTML responses", "other": "other successful responses"}
 
 
 @dataclass(frozen=True)
 class HeaderEvidence:
-    """Responses judged, how many lacked each header, and a value seen for each."""
+    """Responses of one kind judged, how many lacked each header, and each value's count."""
 
     source: str  # "observed" or "probe"
+    label: str  # "HTML responses", "other successful responses" or "a probe response"
     judged: int
     missing: Mapping[str, int]
-    values: Mapping[str, str]
+    values: Mapping[str, Mapping[str, int]]
     paths: Mapping[str, tuple[str, ...]]
 
     def lacks(self, name: str) -> int:
         return self.missing.get(name, 0)
 
-    def describe(self, name: str) -> str:
-        """'3 of 40 HTML responses (e.g. /login)' or 'a probe response'."""
+    def count(self, name: str, bad: Callable[[str], bool]) -> int:
+        """How many responses carried a value of ``name`` that ``bad`` condemns."""
+        return sum(n for value, n in self.values.get(name, {}).items() if value and bad(value))
+
+    def matters(self, count: int, total: int | None = None) -> bool:
+        """Whether ``count`` responses (of ``total``, default all judged) raise a finding:
+        on the probe, one is enough; on traffic, it must be a significant share."""
+        if self.source == "probe":
+            return count > 0
+        return significant(count, self.judged if total is None else total)
+
+    def describe(self, name: str, count: int | None = None, total: int | None = None) -> str:
+        """'37 of 120 HTML responses (for example /embed)' or 'a probe response'."""
         if self.source == "probe":
             return "a probe response through the app's whole stack"
-        sample = self.paths.get(name, ())
-        example = f" (e.g. {sample[0]})" if sample else ""
-        return f"{self.lacks(name)} of {self.judged} HTML responses seen{example}"
+        count = self.lacks(name) if count is None else count
+        total = self.judged if total is None else total
+        sample = self.paths.get(name, ()) if count == self.lacks(name) else ()
+        example = f" (for example {inert(sample[0])})" if sample else ""
+        return f"{count} of {total} {self.label}{example}"
+
+    def on(self, name: str, count: int, total: int) -> str:
+        """' on 100 of 101 HTML responses' for a value seen in traffic; '' on the probe."""
+        return "" if self.source == "probe" else f" on {self.describe(name, count, total)}"
+
+    def carrying(self, name: str) -> int:
+        return self.judged - self.lacks(name)
+
+    def first_value(self, name: str, bad: Callable[[str], bool]) -> str:
+        """The most frequent condemned value of ``name`` (inert), for the message."""
+        found = [(n, v) for v, n in self.values.get(name, {}).items() if v and bad(v)]
+        return inert(max(found)[1], 200) if found else ""
+
+
+def _observed(kind: str, counts: KindEvidence) -> HeaderEvidence:
+    return HeaderEvidence(
+        "observed", _LABELS[kind], counts.judged, counts.missing, counts.values, counts.paths
+    )
+
+
+def evidences(ctx: CheckContext, kinds: tuple[str, ...] = ("page",)) -> list[HeaderEvidence]:
+    """The kinds of response seen often enough in the window, else one probe response."""
+    traffic = ctx.observation
+    found = []
+    if traffic is not None:
+        for kind in kinds:
+            counts = traffic.pages if kind == "page" else traffic.other
+            if counts.judged >= MIN_SAMPLE:
+                found.append(_observed(kind, counts))
+    if found:
+        return found
+    sample = probe_response(ctx.app)
+    headers = dict(sample.headers)
+    missing = {name: 1 for name in SECURITY_HEADERS if name not in headers}
+    values = {name: {value: 1} for name, value in headers.items()}
+    return [HeaderEvidence("probe", "a probe response", 1, missing, values, {})]
 
 
 def evidence(ctx: CheckContext) -> HeaderEvidence:
-    """Observed HTML responses when there are any, else one probe response."""
-    traffic = ctx.observation
-    if traffic is not None and traffic.judged_responses:
-        return HeaderEvidence(
-            "observed",
-            traffic.judged_responses,
-            traffic.missing_headers,
-            traffic.header_samples,
-            traffic.missing_samples,
-        )
-    sample = probe_response(ctx.app)
-    headers = dict(sample.headers)
-
-    missing = {name: 1 for name in SECURITY_HEADERS if name not in headers}
-    return HeaderEvidence("probe", 1, missing, headers, {})
+    """The HTML responses of the window (or the probe)."""
+    return evidences(ctx)[0]
 
 
 def csp_directives(policy: str) -> dict[str, list[str]]:
@@ -84,22 +127,31 @@ def csp_directives(policy: str) -> dict[str, list[str]]:
     blocking=True,
 )
 def check_hsts(ctx: CheckContext) -> Iterator[Finding]:
-    found = evidence(ctx)
-    if found.lacks("strict-transport-security"):
-        yield ctx.finding(
-            f"No Strict-Transport-Security on {found.describe('strict-transport-security')}.",
-            observed={"source": found.source},
-        )
-        return
-    value = found.values.get("strict-transport-security", "")
+    header = "strict-transport-security"
+    for found in evidences(ctx, ("page", "other")):
+        if found.matters(found.lacks(header)):
+            yield ctx.finding(
+                f"No Strict-Transport-Security on {found.describe(header)}.",
+                observed={"source": found.source, "judged": found.judged},
+            )
+            continue
+        short, carrying = found.count(header, _short_hsts), found.carrying(header)
+        if found.matters(short, carrying):
+            value = found.first_value(header, _short_hsts)
+            yield ctx.finding(
+                f"Strict-Transport-Security has max-age={_max_age(value)}, under 180 days "
+                f"({MIN_HSTS_MAX_AGE}){found.on(header, short, carrying)}.",
+                observed={"value": value, "responses": short},
+            )
+
+
+def _max_age(value: str) -> int:
     match = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.I)
-    max_age = int(match.group(1)) if match else 0
-    if max_age < MIN_HSTS_MAX_AGE:
-        yield ctx.finding(
-            f"Strict-Transport-Security has max-age={max_age}, under 180 days "
-            f"({MIN_HSTS_MAX_AGE}).",
-            observed={"value": value},
-        )
+    return int(match.group(1)) if match else 0
+
+
+def _short_hsts(value: str) -> bool:
+    return _max_age(value) < MIN_HSTS_MAX_AGE
 
 
 @check(
@@ -112,29 +164,46 @@ def check_hsts(ctx: CheckContext) -> Iterator[Finding]:
     blocking=True,
 )
 def check_csp(ctx: CheckContext) -> Iterator[Finding]:
+    header = "content-security-policy"
     found = evidence(ctx)
-    if found.lacks("content-security-policy"):
+    if found.matters(found.lacks(header)):
         yield ctx.finding(
-            f"No Content-Security-Policy on {found.describe('content-security-policy')}.",
-            observed={"source": found.source},
+            f"No Content-Security-Policy on {found.describe(header)}.",
+            observed={"source": found.source, "judged": found.judged},
         )
         return
-    policy = csp_directives(found.values.get("content-security-policy", ""))
-    scripts = policy.get("script-src", policy.get("default-src"))
+    carrying = found.carrying(header)
+    unrestricted = found.count(header, _no_script_rule)
+    if found.matters(unrestricted, carrying):
+        yield ctx.finding(
+            "The Content-Security-Policy has neither script-src nor default-src"
+            f"{found.on(header, unrestricted, carrying)}: it does not restrict scripts at all.",
+            observed={"value": found.first_value(header, _no_script_rule)},
+        )
+    inline = found.count(header, _unsafe_inline)
+    if found.matters(inline, carrying):
+        yield ctx.finding(
+            "The Content-Security-Policy allows 'unsafe-inline' scripts"
+            f"{found.on(header, inline, carrying)}: it does not stop injected scripts.",
+            observed={"value": found.first_value(header, _unsafe_inline), "responses": inline},
+        )
+
+
+def _scripts(value: str) -> list[str] | None:
+    policy = csp_directives(value)
+    return policy.get("script-src", policy.get("default-src"))
+
+
+def _no_script_rule(value: str) -> bool:
+    return _scripts(value) is None
+
+
+def _unsafe_inline(value: str) -> bool:
+    scripts = _scripts(value)
     if scripts is None:
-        yield ctx.finding(
-            "The Content-Security-Policy has neither script-src nor default-src: it does not "
-            "restrict scripts at all.",
-            observed={"directives": sorted(policy)},
-        )
-        return
+        return False
     neutralised = any(s.startswith(INLINE_NEUTRALISERS) for s in scripts)
-    if "'unsafe-inline'" in scripts and not neutralised:
-        yield ctx.finding(
-            "The Content-Security-Policy allows 'unsafe-inline' scripts: it does not stop "
-            "injected scripts.",
-            observed={"script-src": " ".join(scripts)},
-        )
+    return "'unsafe-inline'" in scripts and not neutralised
 
 
 @check(
@@ -146,19 +215,27 @@ def check_csp(ctx: CheckContext) -> Iterator[Finding]:
     blocking=True,
 )
 def check_nosniff(ctx: CheckContext) -> Iterator[Finding]:
-    found = evidence(ctx)
-    value = found.values.get("x-content-type-options", "")
-    if found.lacks("x-content-type-options"):
-        yield ctx.finding(
-            f"No X-Content-Type-Options: nosniff on {found.describe('x-content-type-options')}"
-            ": browsers may sniff uploads or JSON as HTML.",
-            observed={"source": found.source},
-        )
-    elif value.strip().lower() != "nosniff":
-        yield ctx.finding(
-            f"X-Content-Type-Options is {value!r}, not 'nosniff': browsers ignore it.",
-            observed={"value": value},
-        )
+    header = "x-content-type-options"
+    for found in evidences(ctx, ("page", "other")):
+        if found.matters(found.lacks(header)):
+            yield ctx.finding(
+                f"No X-Content-Type-Options: nosniff on {found.describe(header)}: browsers "
+                "may sniff uploads or JSON as HTML.",
+                observed={"source": found.source, "judged": found.judged},
+            )
+            continue
+        wrong = found.count(header, _not_nosniff)
+        if found.matters(wrong, found.carrying(header)):
+            value = found.first_value(header, _not_nosniff)
+            yield ctx.finding(
+                f"X-Content-Type-Options is {value!r}, not 'nosniff'"
+                f"{found.on(header, wrong, found.carrying(header))}: browsers ignore it.",
+                observed={"value": value},
+            )
+
+
+def _not_nosniff(value: str) -> bool:
+    return value.strip().lower() != "nosniff"
 
 
 @check(
@@ -172,17 +249,27 @@ def check_nosniff(ctx: CheckContext) -> Iterator[Finding]:
 )
 def check_framing(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
-    frame_options = found.values.get("x-frame-options", "").strip().upper()
-    csp = csp_directives(found.values.get("content-security-policy", ""))
-    guarded_by_xfo = not found.lacks("x-frame-options") and frame_options in {"DENY", "SAMEORIGIN"}
-    guarded_by_csp = not found.lacks("content-security-policy") and "frame-ancestors" in csp
-    if not (guarded_by_xfo or guarded_by_csp):
+    without_xfo = found.lacks("x-frame-options") + found.count("x-frame-options", _not_guarding)
+    without_csp = found.lacks("content-security-policy") + found.count(
+        "content-security-policy", _no_frame_ancestors
+    )
+    # Responses guarded by neither: at most the smaller of the two counts.
+    unguarded = min(without_xfo, without_csp)
+    if found.matters(unguarded):
         yield ctx.finding(
             "Neither X-Frame-Options nor CSP frame-ancestors on "
-            f"{found.describe('x-frame-options')}: other sites can frame the app "
+            f"{found.describe('x-frame-options', unguarded)}: other sites can frame the app "
             "(clickjacking).",
-            observed={"source": found.source},
+            observed={"source": found.source, "judged": found.judged},
         )
+
+
+def _not_guarding(value: str) -> bool:
+    return value.strip().upper() not in {"DENY", "SAMEORIGIN"}
+
+
+def _no_frame_ancestors(value: str) -> bool:
+    return "frame-ancestors" not in csp_directives(value)
 
 
 @check(
@@ -195,8 +282,8 @@ def check_framing(ctx: CheckContext) -> Iterator[Finding]:
 )
 def check_referrer_policy(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
-    if found.lacks("referrer-policy"):
+    if found.matters(found.lacks("referrer-policy")):
         yield ctx.finding(
             f"No Referrer-Policy on {found.describe('referrer-policy')}.",
-            observed={"source": found.source},
+            observed={"source": found.source, "judged": found.judged},
         )

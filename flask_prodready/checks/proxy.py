@@ -1,10 +1,16 @@
 """``proxy.*``: do the forwarded headers the proxy sends reach the app as they should?
 
-Judged live, from what this worker received (:class:`TrafficSnapshot`) and from the
-WSGI chain around the app: ProxyFix (or anything with ``x_for``/``x_proto`` hop
-counts) found by walking ``app.wsgi_app``. gunicorn applies ``X-Forwarded-Proto``
-itself for peers in ``forwarded_allow_ips``; that counts as applied, since the
-scheme the app sees is what is observed.
+Judged live, from what the server's workers received over the evidence window
+(:class:`~flask_prodready.engine.evidence.Evidence`) and from the WSGI chain around the
+app: ProxyFix (or anything with ``x_for``/``x_proto`` hop counts) found by walking
+``app.wsgi_app``. gunicorn applies ``X-Forwarded-Proto`` itself for peers in
+``forwarded_allow_ips``; that counts as applied, since the scheme the app sees is what
+is observed.
+
+Forwarded headers count as the proxy's only when they come from the direct peer that
+carries most of the traffic, and most of that peer's requests carry them: a client that
+reaches the server directly and forges ``X-Forwarded-For`` steers no verdict here (it is
+reported at info level, as what it is).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from flask import Flask
 
 from ..engine.context import CheckContext
+from ..engine.evidence import MAJORITY, MIN_SHARE, Evidence, PeerEvidence, share, significant
 from ..engine.findings import Finding, Level
 from ..engine.registry import LIVE, check
 from ._live import observed_traffic
@@ -67,6 +74,17 @@ def proxy_trust(app: Flask) -> ProxyTrust | None:
     return None
 
 
+def proxy_peer(traffic: Evidence) -> PeerEvidence | None:
+    """The main direct peer, when it is a proxy (most of its requests carry X-Forwarded-For)."""
+    peer = traffic.main_peer
+    return peer if peer is not None and peer.is_proxy else None
+
+
+def _forged(traffic: Evidence, proxy: PeerEvidence | None) -> int:
+    """Requests with forwarded headers from peers that are not the proxy (at least)."""
+    return sum(max(peer.with_xff, peer.with_xfp) for peer in traffic.peers if peer is not proxy)
+
+
 @check(
     "proxy.missing_proxyfix",
     level=Level.ERROR,
@@ -78,21 +96,44 @@ def proxy_trust(app: Flask) -> ProxyTrust | None:
 def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
     traffic = observed_traffic(ctx)
     trust = proxy_trust(ctx.app)
-    ignored = []
-    if traffic.with_xff and traffic.remote_rewritten == 0 and not (trust and trust.x_for):
-        ignored.append(f"X-Forwarded-For ({traffic.with_xff} requests)")
-    if traffic.with_xfp and traffic.xfp_applied == 0 and not (trust and trust.x_proto):
-        ignored.append(f"X-Forwarded-Proto ({traffic.with_xfp} requests)")
-    if ignored:
+    proxy = proxy_peer(traffic)
+    if proxy is not None:
+        ignored, wrong = [], []
+        if not (trust and trust.x_for) and proxy.rewritten < MAJORITY * proxy.with_xff:
+            ignored.append(f"X-Forwarded-For ({share(proxy.with_xff, proxy.requests)} requests)")
+            wrong.append("request.remote_addr is the proxy's address")
+        sends_proto = proxy.with_xfp >= MAJORITY * proxy.requests
+        if (
+            sends_proto
+            and not (trust and trust.x_proto)
+            and proxy.xfp_applied < MAJORITY * proxy.with_xfp
+        ):
+            ignored.append(f"X-Forwarded-Proto ({share(proxy.with_xfp, proxy.requests)} requests)")
+            wrong.append("the scheme the app sees is the proxy's")
+        if ignored:
+            yield ctx.finding(
+                f"Requests arrive through a proxy ({proxy.address}) with "
+                f"{' and '.join(ignored)}, but nothing in the WSGI chain trusts "
+                f"{'them' if len(ignored) > 1 else 'it'}: {' and '.join(wrong)}, so rate "
+                "limits, logs and url_for(_external=True) see the wrong client.",
+                observed={
+                    "requests": proxy.requests,
+                    "with_x_forwarded_for": proxy.with_xff,
+                    "with_x_forwarded_proto": proxy.with_xfp,
+                    "proxy_fix": None if trust is None else trust.name,
+                    "workers": traffic.workers,
+                },
+            )
+    forged = _forged(traffic, proxy)
+    if significant(forged, traffic.requests):
         yield ctx.finding(
-            f"Requests arrive through a proxy with {' and '.join(ignored)}, but nothing in the "
-            "WSGI chain trusts those headers: request.remote_addr and the scheme are the "
-            "proxy's, so rate limits, logs and url_for(_external=True) see the wrong client.",
-            observed={
-                "requests": traffic.requests,
-                "forwarded": traffic.forwarded,
-                "proxy_fix": None if trust is None else trust.name,
-            },
+            f"{share(forged, traffic.requests)} requests carried X-Forwarded-For or "
+            "X-Forwarded-Proto from a peer that is not a proxy: clients that reach the "
+            "server directly sent them, and they are not judged as a proxy's.",
+            level=Level.INFO,
+            hint="Nothing to fix in the app if no proxy is meant to be in front; otherwise "
+            "let only the proxy reach the server (bind to 127.0.0.1 or a unix socket).",
+            observed={"requests": traffic.requests, "forwarded_by_clients": forged},
         )
 
 
@@ -105,13 +146,18 @@ def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
     modes=[LIVE],
 )
 def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = observed_traffic(ctx)
-    if traffic.with_xff and not traffic.with_xfp:
+    proxy = proxy_peer(observed_traffic(ctx))
+    if proxy is not None and proxy.with_xfp < MAJORITY * proxy.requests:
         yield ctx.finding(
-            f"{traffic.with_xff} requests came through a proxy (X-Forwarded-For) without "
+            f"{share(proxy.with_xff, proxy.requests)} requests came through a proxy "
+            f"({proxy.address}) with X-Forwarded-For, but only {proxy.with_xfp} carried "
             "X-Forwarded-Proto: the app cannot tell HTTPS from HTTP, so secure cookies, "
             "redirects and external URLs go wrong.",
-            observed={"with_x_forwarded_for": traffic.with_xff, "with_x_forwarded_proto": 0},
+            observed={
+                "requests": proxy.requests,
+                "with_x_forwarded_for": proxy.with_xff,
+                "with_x_forwarded_proto": proxy.with_xfp,
+            },
         )
 
 
@@ -125,13 +171,16 @@ def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
     "forwarded_allow_ips set to the proxy's address.",
 )
 def check_scheme_mismatch(ctx: CheckContext) -> Iterator[Finding]:
-    traffic = observed_traffic(ctx)
-    if traffic.https_forwarded_seen_as_http:
+    proxy = proxy_peer(observed_traffic(ctx))
+    if proxy is None:
+        return
+    https = proxy.xfp_values.get("https", 0)
+    if significant(proxy.https_as_http, https) and proxy.https_as_http >= MAJORITY * https:
         yield ctx.finding(
-            f"The proxy said https (X-Forwarded-Proto) on {traffic.https_forwarded_seen_as_http}"
-            " requests, but the app saw http: it builds http:// links and redirects, and "
-            "HSTS or secure-only logic may not apply.",
-            observed={"https_seen_as_http": traffic.https_forwarded_seen_as_http},
+            f"The proxy said https (X-Forwarded-Proto) on {https} requests, but the app saw "
+            f"http on {proxy.https_as_http} of them: it builds http:// links and redirects, "
+            "and HSTS or secure-only logic may not apply.",
+            observed={"https_forwarded": https, "https_seen_as_http": proxy.https_as_http},
         )
 
 
@@ -149,20 +198,23 @@ def check_too_many_hops(ctx: CheckContext) -> Iterator[Finding]:
     trust = proxy_trust(ctx.app)
     if trust is None or trust.x_for <= 0:
         return
-    observed = {"x_for": trust.x_for, "chains": dict(traffic.xff_chain_lengths)}
-    if not traffic.with_xff:
+    proxy = proxy_peer(traffic)
+    if proxy is None:
+        carried = max((p.with_xff for p in traffic.peers), default=0)
         yield ctx.finding(
-            f"{trust.name} trusts {trust.x_for} X-Forwarded-For hop(s), but none of "
-            f"{traffic.requests} requests carried the header: the app is reached directly, "
-            "and any client can set the address it is seen with.",
-            observed=observed,
+            f"{trust.name} trusts {trust.x_for} X-Forwarded-For hop(s), but the server is "
+            f"reached directly (only {share(carried, traffic.requests)} requests carried the "
+            "header): any client can set the address it is seen with.",
+            observed={"x_for": trust.x_for, "requests": traffic.requests},
         )
         return
-    shortest = min(traffic.xff_chain_lengths)
+    # The chain lengths the proxy's traffic really has: a few odd chains do not count.
+    usual = [n for n, count in proxy.chains.items() if count >= MIN_SHARE * proxy.with_xff]
+    shortest = min(usual or proxy.chains)
     if trust.x_for > shortest:
         yield ctx.finding(
             f"{trust.name} trusts {trust.x_for} X-Forwarded-For hops, but requests arrive with "
             f"chains of {shortest}: a client that sends its own X-Forwarded-For entries "
             "chooses the address the app sees.",
-            observed=observed,
+            observed={"x_for": trust.x_for, "chains": dict(proxy.chains)},
         )

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..engine.context import CheckContext
+from ..engine.evidence import MIN_COUNT
 from ..engine.findings import Finding, Level
 from ..engine.project import project_root
 from ..engine.registry import LIVE, check
@@ -130,12 +131,21 @@ def check_upload_folder(ctx: CheckContext) -> Iterator[Finding]:
     "expires 7d; }) or use WhiteNoise; each file through Flask ties up a worker.",
 )
 def check_served_by_app(ctx: CheckContext) -> Iterator[Finding]:
+    """Static files served through the app to the peer that carries its traffic (nginx,
+    when it forwards /static instead of serving it); two at least, so one stray request
+    from elsewhere cannot raise it."""
     traffic = observed_traffic(ctx)
-    if traffic.static_served:
+    peer = traffic.main_peer
+    served = 0 if peer is None else peer.static
+    if served >= MIN_COUNT:
         examples = ", ".join(traffic.static_samples[:3])
         yield ctx.finding(
-            f"The app itself served {traffic.static_served} of {traffic.requests} responses "
+            f"The app itself served {served} of {traffic.requests} responses "
             f"from its static folder (e.g. {examples}): every file holds a worker that "
             "could serve a page.",
-            observed={"static_responses": traffic.static_served, "examples": examples},
+            observed={
+                "static_responses": served,
+                "examples": examples,
+                "workers": traffic.workers,
+            },
         )

@@ -21,7 +21,7 @@ from .findings import Finding, Level
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .observation import TrafficSnapshot
+    from .evidence import Evidence
     from .registry import Check, Mode
     from .server import GunicornSettings
     from .settings import Settings
@@ -98,7 +98,7 @@ class RunEnvironment:
     server_software: str | None = None
     environ: Mapping[str, Any] = field(default_factory=dict)
     gunicorn: GunicornSettings | None = None
-    observation: TrafficSnapshot | None = None
+    observation: Evidence | None = None
     audit: bool = False
     remote: RemoteTarget | None = None
     check_ids: frozenset[str] = frozenset()
@@ -141,8 +141,9 @@ class CheckContext:
         return self.env.gunicorn
 
     @property
-    def observation(self) -> TrafficSnapshot | None:
-        """What this worker's server received and sent so far (live only, else ``None``)."""
+    def observation(self) -> Evidence | None:
+        """What the server's workers received and sent over the evidence window (live
+        only, else ``None``)."""
         return self.env.observation
 
     @property

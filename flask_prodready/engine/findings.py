@@ -138,6 +138,8 @@ class Report:
     generated_at: str
     mode: str
     cached: bool = False
+    #: What the live checks' evidence covers (workers, requests, window seconds), live only.
+    evidence: Mapping[str, Any] | None = None
     findings: tuple[Finding, ...] = field(init=False)
     status: Status = field(init=False)
     """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``."""
@@ -185,6 +187,7 @@ class Report:
             "summary": self.summary(),
             "worker": self.worker.to_dict(),
             "mode": self.mode,
+            **({"evidence": dict(self.evidence)} if self.evidence is not None else {}),
             "generated_at": self.generated_at,
             "cached": self.cached,
         }

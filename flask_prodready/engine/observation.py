@@ -1,24 +1,30 @@
-"""What the running server actually receives and sends, per worker, in one place.
+"""What the running server actually receives and sends, in one place, over a sliding window.
 
 The middleware (:mod:`flask_prodready.web.middleware`) calls :meth:`TrafficRecord.record`
 once per response: a handful of counter updates under a lock held for microseconds,
-never across I/O. Memory is bounded: counters have capped keys, and only a few sample
-paths and header values are kept. Cookie *values* are never kept, only names and flags.
+never across I/O. Counts go into time buckets (a thirtieth of
+``PRODREADY_EVIDENCE_WINDOW`` each), so a report can look at the last window only and
+memory stays bounded whatever the traffic: buckets older than the window are dropped,
+and within a bucket every key is capped (direct peers, header values, cookie names,
+example paths). Cookie *values* are never kept, only names and flags.
 
-Checks read an immutable :class:`TrafficSnapshot`. When no traffic has been seen (and
-from the CLI) the header checks use :func:`probe_response`: one request through the
-app's whole WSGI stack, so the verdict reflects what the app sends, not its settings.
+A bucket's published form (:meth:`TrafficRecord.buckets`) is plain JSON data: what a
+worker shares with its siblings (:mod:`.sharing`) and what :class:`.evidence.Evidence`
+adds up. When no HTML traffic has been seen (and from the CLI) the header checks use
+:func:`probe_response`: one request through the app's whole WSGI stack, so the verdict
+reflects what the app sends, not its settings.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
 import weakref
-from collections import Counter
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,18 +40,33 @@ SECURITY_HEADERS = (
 )
 #: Longest X-Forwarded-For chain counted separately; longer ones share this bucket.
 MAX_CHAIN_BUCKET = 10
-#: Distinct insecure cookie names kept.
+#: Distinct cookie names counted per bucket.
 MAX_COOKIE_NAMES = 20
-#: Sample paths kept per observation.
+#: Distinct direct peers counted per bucket; the rest share the key "*".
+MAX_PEERS = 8
+#: Distinct values counted per header and kind of response per bucket; the rest share "".
+MAX_VALUES = 8
+#: Example paths kept per kind of problem and bucket.
 MAX_SAMPLES = 5
-#: Longest header value kept as a sample.
+#: Longest header value kept.
 MAX_VALUE_LENGTH = 512
+#: Longest path kept as an example (made inert before it reaches a finding).
+MAX_PATH_LENGTH = 200
+#: Buckets per window: the window slides in steps of a thirtieth of it.
+BUCKETS_PER_WINDOW = 30
+#: Shortest bucket, so a tiny window does not mean a bucket per request.
+MIN_BUCKET_SECONDS = 0.05
 #: environ key marking the internal probe request, which is not traffic.
 PROBE_MARK = "prodready.probe"
 #: How long a probe's answer is reused.
 PROBE_TTL = 60.0
 #: Cookies that scripts must read by design (double-submit CSRF): exempt from HttpOnly.
 SCRIPT_READABLE_COOKIES = ("csrf", "xsrf")
+#: The kinds of response whose security headers are judged.
+KINDS = ("page", "other")
+
+# A CSP nonce is new on every response: counted as one value, so values stay few.
+_NONCE = re.compile(r"'nonce-[^']*'")
 
 
 @dataclass(frozen=True)
@@ -56,32 +77,6 @@ class ResponseSample:
     status: int
     content_type: str
     headers: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class TrafficSnapshot:
-    """A consistent copy of a worker's record, for checks to read."""
-
-    requests: int = 0
-    forwarded: int = 0  # requests carrying X-Forwarded-For or -Proto
-    with_xff: int = 0
-    with_xfp: int = 0
-    with_xfh: int = 0
-    xff_chain_lengths: Mapping[int, int] = field(default_factory=dict)
-    xfp_values: Mapping[str, int] = field(default_factory=dict)
-    remote_rewritten: int = 0  # forwarded-for requests whose REMOTE_ADDR the chain changed
-    scheme_seen: Mapping[str, int] = field(default_factory=dict)
-    https_forwarded_seen_as_http: int = 0
-    xfp_applied: int = 0  # requests whose final scheme equals their X-Forwarded-Proto
-    judged_responses: int = 0  # text/html responses, whose security headers are judged
-    missing_headers: Mapping[str, int] = field(default_factory=dict)  # among judged ones
-    header_samples: Mapping[str, str] = field(default_factory=dict)  # last value seen
-    missing_samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    cookies_seen: int = 0
-    insecure_cookies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    static_served: int = 0
-    static_samples: tuple[str, ...] = ()
-    since: float = 0.0
 
 
 def _lower_headers(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
@@ -96,47 +91,123 @@ def _lower_headers(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], 
     return found, cookies
 
 
-def cookie_problems(set_cookie: str) -> tuple[str, tuple[str, ...]] | None:
-    """(cookie name, missing flags) for a ``Set-Cookie`` lacking Secure or HttpOnly.
+class _Peer:
+    """Counts of one direct peer in one bucket."""
 
-    Deleting cookies (``Max-Age=0`` or an expiry in 1970) carry nothing and are ignored;
-    CSRF cookies meant for scripts are not asked for HttpOnly. The value is never kept.
-    """
-    name, _, rest = set_cookie.partition("=")
-    attributes = [part.strip().lower() for part in rest.split(";")[1:]]
-    if any(a in {"max-age=0"} or a.startswith("expires=thu, 01 jan 1970") for a in attributes):
-        return None
-    flags = {a.split("=", 1)[0] for a in attributes}
-    missing = []
-    if "secure" not in flags:
-        missing.append("Secure")
-    script_readable = any(word in name.lower() for word in SCRIPT_READABLE_COOKIES)
-    if "httponly" not in flags and not script_readable:
-        missing.append("HttpOnly")
-    return (name.strip()[:64], tuple(missing)) if missing else None
+    __slots__ = (
+        "chains",
+        "https_as_http",
+        "requests",
+        "rewritten",
+        "static",
+        "with_xff",
+        "with_xfh",
+        "with_xfp",
+        "xfp_applied",
+        "xfp_values",
+    )
+
+    def __init__(self) -> None:
+        self.requests = self.with_xff = self.with_xfp = self.with_xfh = 0
+        self.rewritten = self.xfp_applied = self.https_as_http = self.static = 0
+        self.chains: dict[int, int] = {}
+        self.xfp_values: dict[str, int] = {}
+
+    def published(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "with_xff": self.with_xff,
+            "with_xfp": self.with_xfp,
+            "with_xfh": self.with_xfh,
+            "rewritten": self.rewritten,
+            "xfp_applied": self.xfp_applied,
+            "https_as_http": self.https_as_http,
+            "static": self.static,
+            "chains": {str(k): v for k, v in self.chains.items()},
+            "xfp_values": dict(self.xfp_values),
+        }
+
+
+class _Kind:
+    """The security headers of one kind of response in one bucket."""
+
+    __slots__ = ("judged", "lacking", "paths", "values")
+
+    def __init__(self) -> None:
+        self.judged = 0
+        # Responses counted by the set of security headers they lacked: one increment
+        # per response; per-header counts are summed when published.
+        self.lacking: dict[frozenset[str], int] = {}
+        self.values: dict[str, dict[str, int]] = {}
+        self.paths: dict[str, list[str]] = {}
+
+    def published(self) -> dict[str, Any]:
+        missing: dict[str, int] = {}
+        for lacking, count in self.lacking.items():
+            for name in lacking:
+                missing[name] = missing.get(name, 0) + count
+        return {
+            "judged": self.judged,
+            "missing": missing,
+            "values": {h: dict(v) for h, v in self.values.items()},
+            "paths": {h: list(p) for h, p in self.paths.items()},
+        }
+
+
+class _Bucket:
+    """Everything counted during one slice of the window."""
+
+    __slots__ = ("cookies", "kinds", "peers", "requests", "start", "static_samples")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.requests = 0
+        self.peers: dict[str, _Peer] = {}
+        self.kinds = {kind: _Kind() for kind in KINDS}
+        self.cookies: dict[str, list[Any]] = {}  # name: [sent, insecure, missing flags]
+        self.static_samples: list[str] = []
+
+    def published(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "requests": self.requests,
+            "peers": {address: peer.published() for address, peer in self.peers.items()},
+            "kinds": {name: kind.published() for name, kind in self.kinds.items()},
+            "cookies": {
+                name: [sent, insecure, list(missing)]
+                for name, (sent, insecure, missing) in self.cookies.items()
+            },
+            "static_samples": list(self.static_samples),
+        }
 
 
 class TrafficRecord:
-    """The per-worker record the middleware writes and checks read through snapshots."""
+    """The record the middleware writes and reports read, for one worker process."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = 900.0) -> None:
         self._lock = threading.Lock()
         #: URL prefixes of the app's static routes; set by the middleware on first use,
         #: when every blueprint is registered.
         self.static_prefixes: tuple[str, ...] | None = None
-        self._since = time.time()
-        # Plain dicts with every key present: an increment is a third of a Counter's.
-        self._counts: dict[str, int] = dict.fromkeys(_COUNTS, 0)
-        self._chains: dict[int, int] = {}
-        self._xfp: dict[str, int] = {}
-        self._schemes: dict[str, int] = dict.fromkeys((*_SCHEMES, "other"), 0)
-        # Judged responses counted by the set of security headers they lacked: one
-        # increment per response; per-header counts are summed when a snapshot is taken.
-        self._lacking: dict[frozenset[str], int] = {}
-        self._samples: dict[str, str] = {}
-        self._missing_samples: dict[str, list[str]] = {}
-        self._cookies: dict[str, tuple[str, ...]] = {}
-        self._static_samples: list[str] = []
+        self.window = float(window)
+        self.bucket_seconds = max(MIN_BUCKET_SECONDS, self.window / BUCKETS_PER_WINDOW)
+        self._buckets: deque[_Bucket] = deque()
+        self._current: _Bucket | None = None
+        self._current_end = 0.0
+        #: Set on every count, cleared by whoever publishes the buckets for siblings.
+        self.changed = False
+
+    def _rotate(self, now: float) -> _Bucket:
+        """A new current bucket; buckets wholly outside the window are dropped."""
+        start = now - now % self.bucket_seconds
+        bucket = _Bucket(start)
+        self._buckets.append(bucket)
+        self._current = bucket
+        self._current_end = start + self.bucket_seconds
+        oldest = now - self.window - self.bucket_seconds
+        while self._buckets and self._buckets[0].start < oldest:
+            self._buckets.popleft()
+        return bucket
 
     def record(
         self,
@@ -157,104 +228,197 @@ class TrafficRecord:
         path = get("PATH_INFO", "")
         content_type = ""
         found: dict[str, str] | None = None
-        bad_cookies: list[tuple[str, tuple[str, ...]]] | None = None
+        cookies: list[tuple[str, tuple[str, ...]]] | None = None
         for name, value in headers:
             lowered = name.lower()
             if lowered == "content-type":
                 content_type = value
             elif lowered == "set-cookie":
-                problem = cookie_problems(value)
-                if bad_cookies is None:
-                    bad_cookies = []
-                if problem is not None:
-                    bad_cookies.append(problem)
+                if cookies is None:
+                    cookies = []
+                cookies.append(cookie_flags(value))
             elif lowered in _SECURITY_HEADER_SET:
                 if found is None:
                     found = {}
+                if "nonce-" in value:
+                    value = _NONCE.sub("'nonce-…'", value)
                 found[lowered] = value[:MAX_VALUE_LENGTH]
-        judged = content_type.startswith("text/html")
+        if content_type.startswith("text/html"):
+            kind_name: str | None = "page"
+        else:
+            kind_name = "other" if status[:1] == "2" else None
         prefixes = self.static_prefixes
         static = bool(prefixes) and path.startswith(prefixes) and status[:3] in _STATIC_CODES
-        if xff:
-            orig = get("werkzeug.proxy_fix.orig")
-            peer = orig.get("REMOTE_ADDR") if isinstance(orig, dict) else entry_remote
-            rewritten = get("REMOTE_ADDR") != peer
+        # The direct peer: the socket's address as the server gave it, before ProxyFix
+        # (which keeps the original when it rewrites REMOTE_ADDR).
+        orig = get("werkzeug.proxy_fix.orig")
+        peer_address = orig.get("REMOTE_ADDR") if isinstance(orig, dict) else entry_remote
+        peer_address = peer_address or ""
+        now = time.time()
 
         with self._lock:
-            counts = self._counts
-            counts["requests"] += 1
-            self._schemes[scheme if scheme in _SCHEMES else "other"] += 1
-            if xff or xfp:
-                counts["forwarded"] += 1
+            self.changed = True
+            bucket = self._current
+            if bucket is None or now >= self._current_end:
+                bucket = self._rotate(now)
+            bucket.requests += 1
+            peer = bucket.peers.get(peer_address)
+            if peer is None:
+                if len(bucket.peers) >= MAX_PEERS:
+                    peer_address = "*"
+                peer = bucket.peers.get(peer_address)
+                if peer is None:
+                    peer = bucket.peers[peer_address] = _Peer()
+            peer.requests += 1
             if xff:
-                counts["with_xff"] += 1
+                peer.with_xff += 1
                 chain = min(xff.count(",") + 1, MAX_CHAIN_BUCKET)
-                self._chains[chain] = self._chains.get(chain, 0) + 1
-                if rewritten:
-                    counts["remote_rewritten"] += 1
+                peer.chains[chain] = peer.chains.get(chain, 0) + 1
+                if get("REMOTE_ADDR") != peer_address:
+                    peer.rewritten += 1
             if xfp:
                 proto = xfp.rsplit(",", 1)[-1].strip().lower()
                 proto = proto if proto in _SCHEMES else "other"  # keys stay bounded
-                counts["with_xfp"] += 1
-                self._xfp[proto] = self._xfp.get(proto, 0) + 1
+                peer.with_xfp += 1
+                peer.xfp_values[proto] = peer.xfp_values.get(proto, 0) + 1
                 if proto == scheme:
-                    counts["xfp_applied"] += 1
+                    peer.xfp_applied += 1
                 elif proto == "https" and scheme == "http":
-                    counts["https_forwarded_seen_as_http"] += 1
+                    peer.https_as_http += 1
             if get("HTTP_X_FORWARDED_HOST"):
-                counts["with_xfh"] += 1
-            if judged:
-                counts["judged"] += 1
+                peer.with_xfh += 1
+            if kind_name is not None:
+                kind = bucket.kinds[kind_name]
+                kind.judged += 1
                 lacking = _ALL_LACKING if found is None else _SECURITY_HEADER_SET.difference(found)
-                self._lacking[lacking] = self._lacking.get(lacking, 0) + 1
+                kind.lacking[lacking] = kind.lacking.get(lacking, 0) + 1
                 if found is not None:
-                    self._samples.update(found)
-                for name in lacking:  # sample paths, until each list is full
-                    samples = self._missing_samples.setdefault(name, [])
+                    for header, value in found.items():
+                        values = kind.values.get(header)
+                        if values is None:
+                            values = kind.values[header] = {}
+                        if value not in values and len(values) >= MAX_VALUES:
+                            value = ""
+                        values[value] = values.get(value, 0) + 1
+                for header in lacking:  # example paths, until each list is full
+                    samples = kind.paths.setdefault(header, [])
                     if len(samples) < MAX_SAMPLES and path not in samples:
-                        samples.append(path[:200])
-            if bad_cookies is not None:
-                counts["cookies"] += 1
-                for cookie_name, missing in bad_cookies:
-                    if cookie_name in self._cookies or len(self._cookies) < MAX_COOKIE_NAMES:
-                        self._cookies[cookie_name] = missing
+                        samples.append(path[:MAX_PATH_LENGTH])
+            if cookies is not None:
+                for cookie_name, missing in cookies:
+                    entry = bucket.cookies.get(cookie_name)
+                    if entry is None:
+                        if len(bucket.cookies) >= MAX_COOKIE_NAMES:
+                            continue
+                        entry = bucket.cookies[cookie_name] = [0, 0, ()]
+                    entry[0] += 1
+                    if missing:
+                        entry[1] += 1
+                        entry[2] = missing
             if static:
-                counts["static"] += 1
-                if len(self._static_samples) < MAX_SAMPLES and path not in self._static_samples:
-                    self._static_samples.append(path[:200])
+                peer.static += 1
+                samples = bucket.static_samples
+                if len(samples) < MAX_SAMPLES and path not in samples:
+                    samples.append(path[:MAX_PATH_LENGTH])
 
-    def _missing_counts(self) -> dict[str, int]:
-        totals: Counter[str] = Counter()
-        for lacking, count in self._lacking.items():
-            for name in lacking:
-                totals[name] += count
-        return dict(totals)
-
-    def snapshot(self) -> TrafficSnapshot:
+    def buckets(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The buckets of the last window, in their published form (plain JSON data)."""
+        since = (time.time() if now is None else now) - self.window
         with self._lock:
-            c = self._counts
-            return TrafficSnapshot(
-                requests=c["requests"],
-                forwarded=c["forwarded"],
-                with_xff=c["with_xff"],
-                with_xfp=c["with_xfp"],
-                with_xfh=c["with_xfh"],
-                xff_chain_lengths=dict(self._chains),
-                xfp_values=dict(self._xfp),
-                remote_rewritten=c["remote_rewritten"],
-                scheme_seen={k: n for k, n in self._schemes.items() if n},
-                https_forwarded_seen_as_http=c["https_forwarded_seen_as_http"],
-                xfp_applied=c["xfp_applied"],
-                missing_headers=self._missing_counts(),
-                judged_responses=c["judged"],
-                header_samples=dict(self._samples),
-                missing_samples={k: tuple(v) for k, v in self._missing_samples.items()},
-                cookies_seen=c["cookies"],
-                insecure_cookies=dict(self._cookies),
-                static_served=c["static"],
-                static_samples=tuple(self._static_samples),
-                since=self._since,
-            )
+            return [b.published() for b in self._buckets if b.start + self.bucket_seconds > since]
+
+
+def cookie_flags(set_cookie: str) -> tuple[str, tuple[str, ...]]:
+    """(cookie name, the flags it lacks of Secure and HttpOnly) of one ``Set-Cookie``.
+
+    Deleting cookies (``Max-Age=0`` or an expiry in 1970) carry nothing and lack nothing;
+    CSRF cookies meant for scripts are not asked for HttpOnly. The value is never kept.
+    """
+    name, _, rest = set_cookie.partition("=")
+    name = name.strip()[:64]
+    attributes = [part.strip().lower() for part in rest.split(";")[1:]]
+    if any(a == "max-age=0" or a.startswith("expires=thu, 01 jan 1970") for a in attributes):
+        return name, ()
+    flags = {a.split("=", 1)[0] for a in attributes}
+    missing = []
+    if "secure" not in flags:
+        missing.append("Secure")
+    script_readable = any(word in name.lower() for word in SCRIPT_READABLE_COOKIES)
+    if "httponly" not in flags and not script_readable:
+        missing.append("HttpOnly")
+    return name, tuple(missing)
+
+
+def cookie_problems(set_cookie: str) -> tuple[str, tuple[str, ...]] | None:
+    """(cookie name, missing flags) for a ``Set-Cookie`` lacking Secure or HttpOnly."""
+    name, missing = cookie_flags(set_cookie)
+    return (name, missing) if missing else None
+
+
+def valid_bucket(data: Any) -> bool:
+    """Whether ``data`` has the shape of a published bucket (read from a sibling's file,
+    which must not be able to crash or skew the merge with a wrong type)."""
+    try:
+        if not isinstance(data, dict) or not isinstance(data["start"], (int, float)):
+            return False
+        if not _count(data["requests"]) or not isinstance(data["peers"], dict):
+            return False
+        for address, peer in data["peers"].items():
+            if not isinstance(address, str) or not isinstance(peer, dict):
+                return False
+            if not all(_count(peer[key]) for key in _PEER_KEYS):
+                return False
+            if not _counts(peer["chains"], numeric_keys=True) or not _counts(peer["xfp_values"]):
+                return False
+        kinds = data["kinds"]
+        if not isinstance(kinds, dict) or set(kinds) != set(KINDS):
+            return False
+        for kind in kinds.values():
+            if not _count(kind["judged"]) or not _counts(kind["missing"]):
+                return False
+            values, paths = kind["values"], kind["paths"]
+            if not isinstance(values, dict) or not all(_counts(v) for v in values.values()):
+                return False
+            if not isinstance(paths, dict) or not all(_strings(p) for p in paths.values()):
+                return False
+        cookies = data["cookies"]
+        if not isinstance(cookies, dict):
+            return False
+        for entry in cookies.values():
+            if not (isinstance(entry, list) and len(entry) == 3):
+                return False
+            if not (_count(entry[0]) and _count(entry[1]) and _strings(entry[2])):
+                return False
+        return _strings(data["static_samples"])
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+_PEER_KEYS = (
+    "requests",
+    "with_xff",
+    "with_xfp",
+    "with_xfh",
+    "rewritten",
+    "xfp_applied",
+    "https_as_http",
+    "static",
+)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _counts(value: Any, *, numeric_keys: bool = False) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and (not numeric_keys or k.isdigit()) and _count(v)
+        for k, v in value.items()
+    )
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def static_prefixes(app: Flask) -> tuple[str, ...]:
@@ -268,19 +432,6 @@ def static_prefixes(app: Flask) -> tuple[str, ...]:
 
 
 _SECURITY_HEADER_SET = frozenset(SECURITY_HEADERS)
-_COUNTS = (
-    "requests",
-    "forwarded",
-    "with_xff",
-    "with_xfp",
-    "with_xfh",
-    "remote_rewritten",
-    "https_forwarded_seen_as_http",
-    "xfp_applied",
-    "judged",
-    "cookies",
-    "static",
-)
 _ALL_LACKING = _SECURITY_HEADER_SET
 _STATIC_CODES = frozenset({"200", "206", "304"})
 #: Schemes counted by name; anything else a client sends is counted as "other".

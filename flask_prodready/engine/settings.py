@@ -18,6 +18,8 @@ from typing import Any
 MIN_TOKEN_LENGTH = 16
 #: Upper bound for the per-check timeout; a report slower than this is no health check.
 MAX_CHECK_TIMEOUT = 300.0
+#: Longest evidence window: a day of traffic is already more than a verdict should carry.
+MAX_EVIDENCE_WINDOW = 86400.0
 
 _PATH_PATTERN = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$")
 
@@ -37,6 +39,7 @@ class Settings:
     backup_path: str | None
     backup_max_age: float
     pip_audit_args: tuple[str, ...]
+    evidence_window: float = 900.0
 
 
 def set_defaults(config: MutableMapping[str, Any]) -> None:
@@ -52,6 +55,7 @@ def set_defaults(config: MutableMapping[str, Any]) -> None:
     config.setdefault("PRODREADY_BACKUP_PATH", None)
     config.setdefault("PRODREADY_BACKUP_MAX_AGE", 26)
     config.setdefault("PRODREADY_PIP_AUDIT_ARGS", [])
+    config.setdefault("PRODREADY_EVIDENCE_WINDOW", 900)
 
 
 def _fail(key: str, expected: str, value: Any) -> ValueError:
@@ -146,6 +150,10 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     if timeout > MAX_CHECK_TIMEOUT:
         raise _fail("PRODREADY_CHECK_TIMEOUT", f"at most {MAX_CHECK_TIMEOUT:g} seconds", timeout)
 
+    window = _number(config, "PRODREADY_EVIDENCE_WINDOW", minimum=0.0, allow_zero=False)
+    if window > MAX_EVIDENCE_WINDOW:
+        raise _fail("PRODREADY_EVIDENCE_WINDOW", f"at most {MAX_EVIDENCE_WINDOW:g} seconds", window)
+
     return Settings(
         token=token,
         healthz_path=healthz_path,
@@ -160,4 +168,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
             config, "PRODREADY_BACKUP_MAX_AGE", minimum=0.0, allow_zero=False, unit="hours"
         ),
         pip_audit_args=_string_list(config, "PRODREADY_PIP_AUDIT_ARGS"),
+        evidence_window=window,
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import ReportCache
 from .context import RemoteTarget, RunEnvironment
+from .evidence import Evidence
 from .findings import Report, WorkerInfo
 from .observation import TrafficRecord
 from .redaction import Redactor
@@ -25,6 +26,7 @@ from .registry import LIVE, Check, Mode, Registry
 from .runner import Runner
 from .server import GUNICORN, GunicornSettings, live_gunicorn_settings, server_kind
 from .settings import Settings
+from .sharing import SharedEvidence, read_window
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -44,7 +46,11 @@ class AppState:
         self.runner = Runner()
         self.cache = ReportCache()
         self.hostname = socket.gethostname()
-        self.traffic = TrafficRecord()
+        self.traffic = TrafficRecord(window=settings.evidence_window)
+        #: This worker's side of the evidence shared by the server's workers (set by the
+        #: middleware on the worker's first request), and the pid it was set up in.
+        self.shared: SharedEvidence | None = None
+        self.shared_pid = 0
         self.config_at_init: dict[str, Any] = {}
         self._token_digest = (
             None if settings.token is None else hashlib.sha256(settings.token.encode()).digest()
@@ -80,6 +86,7 @@ class AppState:
         selected = self.registry.select(tags, exclude) if checks is None else checks
         if gunicorn is None and mode == LIVE and server_kind(server_software) == GUNICORN:
             gunicorn = live_gunicorn_settings()
+        evidence = self.evidence() if mode == LIVE else None
         env = RunEnvironment(
             app=app,
             mode=mode,
@@ -87,7 +94,7 @@ class AppState:
             server_software=server_software,
             environ=dict(environ or {}),
             gunicorn=gunicorn,
-            observation=self.traffic.snapshot() if mode == LIVE else None,
+            observation=evidence,
             audit=audit,
             remote=remote,
             check_ids=self.registry.ids,
@@ -105,6 +112,14 @@ class AppState:
             worker=WorkerInfo(pid=os.getpid(), hostname=self.hostname, server=server_software),
             generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             mode=mode.value,
+            evidence=None if evidence is None else evidence.coverage(),
+        )
+
+    def evidence(self) -> Evidence:
+        """The traffic of every live worker of this server over the evidence window."""
+        buckets, workers, note = read_window(self.traffic, self.shared)
+        return Evidence.merge(
+            buckets, window=self.settings.evidence_window, workers=workers, note=note
         )
 
     def cached_report(

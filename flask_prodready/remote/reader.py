@@ -114,4 +114,21 @@ def report_from_dict(data: Any) -> Report:
         generated_at=_field(data, "generated_at", str, where),
         mode=_optional(data, "mode", str, where, "live") or "live",
         cached=bool(_optional(data, "cached", bool, where, False)),
+        evidence=_evidence(data, where),
     )
+
+
+def _evidence(data: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    """What a live report's evidence covers: numbers and a note, nothing else kept."""
+    found = _optional(data, "evidence", Mapping, where, None)
+    if found is None:
+        return None
+    kept: dict[str, Any] = {}
+    for key in ("workers", "requests", "window_seconds"):
+        value = found.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            kept[key] = value
+    note = found.get("note")
+    if isinstance(note, str):
+        kept["note"] = note[:300]
+    return kept

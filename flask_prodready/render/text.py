@@ -1,11 +1,15 @@
 """The CLI's text report: grouped by area, worst first, readable at a glance.
 
 Colour comes from ``click.style``; ``click.echo`` strips it when stdout is not a
-terminal, so piping the output to a file or CI log gives plain text.
+terminal, so piping the output to a file or CI log gives plain text. Every text taken
+from the report goes through :func:`printable` first: a report fetched from a server
+(``prodready --url``) may carry what a client sent, and the terminal must only ever get
+the control characters this renderer writes itself (its newlines and colours).
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable
 
@@ -28,6 +32,13 @@ _STATUS_STYLE = {
 }
 WIDTH = 100
 INDENT = " " * 12
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character (C0, DEL, C1: escape sequences, bells,
+    carriage returns, newlines) written as a visible ``\\xNN`` escape."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
 def render_text(report: Report) -> str:
@@ -36,28 +47,35 @@ def render_text(report: Report) -> str:
     worker = report.worker
     lines = [
         click.style(f" {status.value.upper()} ", **_STATUS_STYLE[status])  # type: ignore[arg-type]
-        + f"  flask-prodready · mode {report.mode} · pid {worker.pid} on {worker.hostname}"
-        + f" · {report.generated_at}",
+        + printable(
+            f"  flask-prodready · mode {report.mode} · pid {worker.pid} on {worker.hostname}"
+            f" · {report.generated_at}"
+        ),
         "",
     ]
+    if report.evidence is not None:
+        lines[1:1] = [printable(_evidence_line(report.evidence))]
     for area, findings in findings_by_area(report):
-        lines.append(click.style(area, bold=True))
+        lines.append(click.style(printable(area), bold=True))
         for finding in findings:
             label = finding.level.value.upper()
             style = {"dim": True} if finding.silenced else _LEVEL_STYLE[finding.level]
-            head = click.style(f"  {label:<9} {finding.id}", **style)  # type: ignore[arg-type]
+            head = click.style(f"  {label:<9} {printable(finding.id)}", **style)  # type: ignore[arg-type]
             if finding.silenced:
-                head += click.style(f"  (silenced: {finding.silence_reason})", dim=True)
+                head += click.style(f"  (silenced: {printable(finding.silence_reason)})", dim=True)
             lines.append(head)
             lines.extend(
                 textwrap.wrap(
-                    finding.message, WIDTH, initial_indent=INDENT, subsequent_indent=INDENT
+                    printable(finding.message),
+                    WIDTH,
+                    initial_indent=INDENT,
+                    subsequent_indent=INDENT,
                 )
             )
             if finding.hint:
                 lines.extend(
                     textwrap.wrap(
-                        finding.hint,
+                        printable(finding.hint),
                         WIDTH,
                         initial_indent=INDENT + "fix: ",
                         subsequent_indent=INDENT + "     ",
@@ -72,8 +90,24 @@ def render_text(report: Report) -> str:
         f" · {summary['errored']} errored · {summary['silenced']} silenced"
     )
     for reason, ids in skipped_by_reason(report):
-        lines.append(click.style(f"skipped {len(ids)}: {reason}", dim=True))
+        lines.append(click.style(printable(f"skipped {len(ids)}: {reason}"), dim=True))
     return "\n".join(lines) + "\n"
+
+
+def _evidence_line(evidence: object) -> str:
+    """'live evidence: 4 workers, 230 requests over the last 900 s' (and why, if partial)."""
+    if not isinstance(evidence, dict):
+        return "live evidence: unknown"
+    workers, requests = evidence.get("workers"), evidence.get("requests")
+    window = evidence.get("window_seconds")
+    text = (
+        f"live evidence: {workers} worker{'s' if workers != 1 else ''}, {requests} requests "
+        f"over the last {window:g} s"
+        if isinstance(window, (int, float))
+        else f"live evidence: {workers} workers, {requests} requests"
+    )
+    note = evidence.get("note")
+    return f"{text} ({note})" if note else text
 
 
 def render_catalogue(checks: Iterable[Check]) -> str:

@@ -8,10 +8,12 @@ The per-request cost is one wrapped ``start_response`` and a few counter updates
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..engine.observation import PROBE_MARK, static_prefixes
+from ..engine.sharing import sharing_for
 from .healthz import STATUS_LINES, healthz_answer, healthz_headers
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ class ProdReadyMiddleware:
         self.readiness_path = state.settings.readiness_path
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        state = self.state
+        if state.shared_pid != os.getpid():  # this worker's first request (after a fork)
+            state.shared_pid = os.getpid()
+            state.shared = sharing_for(state.traffic, environ)
         path = environ.get("PATH_INFO", "")
         if path == self.healthz_path and environ.get("REQUEST_METHOD") in {"GET", "HEAD"}:
             code, body = healthz_answer(self.app, self.state, environ.get("SERVER_SOFTWARE"))
@@ -40,7 +46,7 @@ class ProdReadyMiddleware:
         if path.startswith(self.readiness_path) or environ.get(PROBE_MARK):
             return self.wsgi_app(environ, start_response)
 
-        record = self.state.traffic
+        record = state.traffic
         if record.static_prefixes is None:
             record.static_prefixes = static_prefixes(self.app)
         entry_remote = environ.get("REMOTE_ADDR")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from flask_prodready.engine.observation import clear_probes
 
@@ -144,12 +144,77 @@ class TestObservedTraffic:
         with_headers(app, STRICT)
 
         client = app.test_client()
-        client.get("/bare")
-        client.get("/missing")  # a 404 page, with the header
+        for _ in range(4):
+            client.get("/bare")
+        for _ in range(8):
+            client.get("/missing")  # a 404 page, with the header
         assert messages_of(app, "headers.csp", "live") == [
-            ("warning", "No Content-Security-Policy on 1 of 2 HTML responses seen (e.g. /bare).")
+            ("warning", "No Content-Security-Policy on 4 of 12 HTML responses (for example /bare).")
         ]
         assert messages_of(app, "headers.hsts", "live") == []
+
+    def test_one_strict_page_does_not_hide_weak_values(self, make_app: MakeApp) -> None:
+        """100 pages with 'unsafe-inline' scripts and HSTS of 300 s, then one page with strict
+        values: both still reported, naming the share."""
+        app = make_app()
+        weak = {
+            **STRICT,
+            "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'",
+            "Strict-Transport-Security": "max-age=300",
+        }
+
+        @app.route("/page")
+        def page() -> Response:
+            strict = request.args.get("strict")
+            return Response(
+                "<p>hi</p>", content_type="text/html", headers=STRICT if strict else weak
+            )
+
+        client = app.test_client()
+        for _ in range(100):
+            client.get("/page")
+        client.get("/page?strict=1")
+        assert messages_of(app, "headers.csp", "live") == [
+            (
+                "warning",
+                "The Content-Security-Policy allows 'unsafe-inline' scripts on 100 of 101 HTML "
+                "responses: it does not stop injected scripts.",
+            )
+        ]
+        assert messages_of(app, "headers.hsts", "live") == [
+            (
+                "warning",
+                "Strict-Transport-Security has max-age=300, under 180 days (15552000) on 100 of "
+                "101 HTML responses.",
+            )
+        ]
+
+    def test_one_odd_page_raises_nothing(self, make_app: MakeApp) -> None:
+        """One page without CSP among 30 that carry it: no finding; a second such page among
+        them is still too few; the same page served 5 times is reported."""
+        app = make_app()
+
+        @app.route("/odd")
+        def odd() -> Response:
+            return Response("<p>odd</p>", content_type="text/html", headers={"X-Raw": "1"})
+
+        @app.after_request  # registered first, so it runs after the hook adding headers
+        def strip(response: Response) -> Response:
+            if response.headers.get("X-Raw"):
+                del response.headers["Content-Security-Policy"]
+            return response
+
+        with_headers(app, STRICT)
+        client = app.test_client()
+        for _ in range(40):
+            client.get("/nothing-here")
+        client.get("/odd")
+        assert messages_of(app, "headers.csp", "live") == []
+        for _ in range(4):
+            client.get("/odd")
+        assert messages_of(app, "headers.csp", "live") == [
+            ("warning", "No Content-Security-Policy on 5 of 45 HTML responses (for example /odd).")
+        ]
 
 
 def test_nosniff_with_a_wrong_value(make_app: MakeApp) -> None:

@@ -18,12 +18,15 @@ PROXY = "127.0.0.1"
 CLIENT = "127.0.0.2"
 
 
-def serve(app: Flask, count: int = 3, **headers: str) -> None:
-    """Send ``count`` requests to an app route as if through a proxy at 127.0.0.1."""
+def serve(app: Flask, count: int = 12, peer: str = PROXY, **headers: str) -> None:
+    """Send ``count`` requests to an app route from the direct peer ``peer`` (a proxy at
+    127.0.0.1 by default); 12 is above the minimum sample of a live verdict."""
 
-    @app.route("/whoami")
-    def whoami() -> str:
-        return f"{request.remote_addr} {request.scheme}"
+    if "whoami" not in app.view_functions:
+
+        @app.route("/whoami")
+        def whoami() -> str:
+            return f"{request.remote_addr} {request.scheme}"
 
     client = app.test_client()
     for _ in range(count):
@@ -33,7 +36,7 @@ def serve(app: Flask, count: int = 3, **headers: str) -> None:
             "/whoami",
             base_url="http://localhost",
             headers=headers,
-            environ_base={"REMOTE_ADDR": PROXY},
+            environ_base={"REMOTE_ADDR": peer},
         )
 
 
@@ -49,10 +52,44 @@ class TestMissingProxyFix:
         serve(app, **{"X-Forwarded-For": CLIENT})
         [(level, message)] = messages_of(app, "proxy.missing_proxyfix", "live")
         assert level == "error"
-        assert message.startswith(
-            "Requests arrive through a proxy with X-Forwarded-For (3 requests), but nothing in "
-            "the WSGI chain trusts those headers"
+        assert message == (
+            "Requests arrive through a proxy (127.0.0.1) with X-Forwarded-For (12 of 12 "
+            "requests), but nothing in the WSGI chain trusts it: request.remote_addr is the "
+            "proxy's address, so rate limits, logs and url_for(_external=True) see the wrong "
+            "client."
         )
+
+    def test_forged_headers_from_a_direct_client_are_no_error(self, make_app: MakeApp) -> None:
+        """A client reaching the app directly forges X-Forwarded-For/-Proto on 2 of 22
+        requests: no error, only an info finding saying what they are."""
+        app = make_app()
+        serve(app, 20)
+        serve(app, 2, **{"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"})
+        assert messages_of(app, "proxy.missing_proxyfix", "live") == [
+            (
+                "info",
+                "2 of 22 requests carried X-Forwarded-For or X-Forwarded-Proto from a peer "
+                "that is not a proxy: clients that reach the server directly sent them, and "
+                "they are not judged as a proxy's.",
+            )
+        ]
+        assert messages_of(app, "proxy.scheme_mismatch", "live") == []
+
+    def test_one_forged_request_raises_nothing(self, make_app: MakeApp) -> None:
+        """One odd request among many raises no finding at all."""
+        app = make_app()
+        serve(app, 30)
+        serve(app, 1, **{"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"})
+        assert messages_of(app, "proxy.missing_proxyfix", "live") == []
+
+    def test_only_the_main_peer_counts_as_the_proxy(self, make_app: MakeApp) -> None:
+        """Behind a proxy that ProxyFix trusts, a second peer forging headers does not make
+        the app look misconfigured."""
+        app = behind(make_app(), x_for=1, x_proto=1)
+        serve(app, 20, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+        serve(app, 5, peer="127.0.0.9", **{"X-Forwarded-For": "6.6.6.6"})
+        messages = messages_of(app, "proxy.missing_proxyfix", "live")
+        assert [level for level, _ in messages] == ["info"]
 
     def test_quiet_with_proxyfix(self, make_app: MakeApp) -> None:
         """ProxyFix(x_for=1, x_proto=1) trusts them: no finding."""
@@ -76,9 +113,20 @@ class TestMissingProxyFix:
         """Requests to /healthz and /_readiness are not counted as traffic."""
         app = make_app()
         client = app.test_client()
-        client.get("/healthz", headers={"X-Forwarded-For": CLIENT})
-        client.get("/_readiness", headers={**auth, "X-Forwarded-For": CLIENT})
+        for _ in range(12):
+            client.get("/healthz", headers={"X-Forwarded-For": CLIENT})
+            client.get("/_readiness", headers={**auth, "X-Forwarded-For": CLIENT})
         assert outcome_of(app, "proxy.missing_proxyfix", "live").status.value == "skipped"
+
+    def test_skipped_below_the_minimum_sample(self, make_app: MakeApp) -> None:
+        """Three requests are too few for a live verdict: skipped, saying how many."""
+        app = make_app()
+        serve(app, 3, **{"X-Forwarded-For": CLIENT})
+        outcome = outcome_of(app, "proxy.missing_proxyfix", "live")
+        assert outcome.status.value == "skipped"
+        assert outcome.reason == (
+            "the server has served 3 request(s) in the last 900 s; a live verdict needs at least 10"
+        )
 
 
 class TestNoForwardedProto:
@@ -89,11 +137,21 @@ class TestNoForwardedProto:
         assert messages_of(app, "proxy.no_forwarded_proto", "live") == [
             (
                 "warning",
-                "3 requests came through a proxy (X-Forwarded-For) without "
-                "X-Forwarded-Proto: the app cannot tell HTTPS from HTTP, so secure "
-                "cookies, redirects and external URLs go wrong.",
+                "12 of 12 requests came through a proxy (127.0.0.1) with X-Forwarded-For, but "
+                "only 0 carried X-Forwarded-Proto: the app cannot tell HTTPS from HTTP, so "
+                "secure cookies, redirects and external URLs go wrong.",
             )
         ]
+
+    def test_a_few_client_supplied_values_do_not_hide_it(self, make_app: MakeApp) -> None:
+        """The proxy forgets X-Forwarded-Proto; a client adds it to 2 of 22 requests: still
+        reported."""
+        app = behind(make_app(), x_for=1)
+        serve(app, 20, **{"X-Forwarded-For": CLIENT})
+        serve(app, 2, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "http"})
+        [(_, message)] = messages_of(app, "proxy.no_forwarded_proto", "live")
+        assert message.startswith("22 of 22 requests came through a proxy (127.0.0.1)")
+        assert "only 2 carried X-Forwarded-Proto" in message
 
     def test_quiet(self, make_app: MakeApp) -> None:
         """Both headers: no finding."""
@@ -106,10 +164,13 @@ class TestSchemeMismatch:
     def test_fires(self, make_app: MakeApp) -> None:
         """The proxy says https, the app sees http: an error."""
         app = behind(make_app(), x_for=1, x_proto=0)
-        serve(app, 2, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+        serve(app, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
         [(level, message)] = messages_of(app, "proxy.scheme_mismatch", "live")
         assert level == "error"
-        assert message.startswith("The proxy said https (X-Forwarded-Proto) on 2 requests")
+        assert message.startswith(
+            "The proxy said https (X-Forwarded-Proto) on 12 requests, but the app saw http on "
+            "12 of them"
+        )
 
     def test_quiet(self, make_app: MakeApp) -> None:
         """x_proto=1 makes the app see https."""
@@ -134,7 +195,7 @@ class TestTooManyHops:
         app = behind(make_app(), x_for=1, x_proto=1)
         serve(app)
         [(_, message)] = messages_of(app, "proxy.too_many_hops", "live")
-        assert "none of 3 requests carried the header" in message
+        assert "reached directly (only 0 of 12 requests carried the header)" in message
 
     def test_quiet(self, make_app: MakeApp) -> None:
         """x_for=1 behind one proxy: no finding."""
@@ -163,4 +224,4 @@ def test_observation_counts_every_response(make_app: MakeApp, count: int) -> Non
     """Each response is counted once."""
     app = make_app()
     serve(app, count)
-    assert app.extensions["prodready"].traffic.snapshot().requests == count
+    assert app.extensions["prodready"].evidence().requests == count

@@ -216,19 +216,32 @@ class TestServedByApp:
     def test_fires_when_flask_serves_a_static_file(
         self, make_app: Callable[..., Flask], tmp_path: Path
     ) -> None:
-        """A /static file served through Flask is a warning."""
+        """/static files served through Flask a few times among pages: a warning."""
         app = self.app_with_static(make_app, tmp_path)
         client = app.test_client()
-        with client.get("/static/site.css") as response:  # closes the file it streams
-            assert response.status_code == 200
-        client.get("/nowhere")
+        for _ in range(3):
+            with client.get("/static/site.css") as response:  # closes the file it streams
+                assert response.status_code == 200
+        for _ in range(20):
+            client.get("/nowhere")
         assert messages_of(app, "static.served_by_app", "live") == [
             (
                 "warning",
-                "The app itself served 1 of 2 responses from its static folder (e.g. "
+                "The app itself served 3 of 23 responses from its static folder (e.g. "
                 "/static/site.css): every file holds a worker that could serve a page.",
             )
         ]
+
+    def test_one_stray_static_request_raises_nothing(
+        self, make_app: Callable[..., Flask], tmp_path: Path
+    ) -> None:
+        """One static file among 20 pages could be a stray request: no finding."""
+        app = self.app_with_static(make_app, tmp_path)
+        client = app.test_client()
+        client.get("/static/site.css").close()
+        for _ in range(20):
+            client.get("/nowhere")
+        assert messages_of(app, "static.served_by_app", "live") == []
 
     def test_quiet_when_only_pages_are_served(
         self, make_app: Callable[..., Flask], tmp_path: Path
@@ -236,8 +249,9 @@ class TestServedByApp:
         """Pages only (static left to the proxy): no finding; a missing file is no serving."""
         app = self.app_with_static(make_app, tmp_path)
         client = app.test_client()
-        client.get("/nowhere")
-        client.get("/static/missing.css").close()
+        for _ in range(12):
+            client.get("/nowhere")
+            client.get("/static/missing.css").close()
         assert messages_of(app, "static.served_by_app", "live") == []
 
     def test_skipped_without_traffic(self, make_app: Callable[..., Flask]) -> None:

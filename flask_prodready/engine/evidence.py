@@ -1,0 +1,240 @@
+"""What the live checks judge: the traffic of every worker of the server over a window.
+
+The middleware counts each response into time buckets (:mod:`.observation`); each worker
+publishes its buckets for its siblings (:mod:`.sharing`); a report merges the buckets of
+the last ``PRODREADY_EVIDENCE_WINDOW`` seconds of every live worker into one
+:class:`Evidence`. So any worker answers with the same verdict, an old odd request ages
+out, and a fixed problem clears once the window has passed.
+
+Verdicts go by share, with a minimum sample (:func:`significant`): one odd request
+among many can neither raise a finding nor silence one. Forwarded headers count as the
+proxy's only from the direct peer that carries most of the traffic
+(:attr:`Evidence.main_peer`), so a client that reaches the server directly and forges
+them steers nothing. Everything that came from a request is made inert (:func:`inert`)
+before it can enter a finding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Fewest requests (or responses of a kind) in the window before a live verdict is given.
+MIN_SAMPLE = 10
+#: Fewest occurrences of a problem that can raise a finding: one odd request cannot.
+MIN_COUNT = 2
+#: Smallest share of the sample a problem must have to raise a finding.
+MIN_SHARE = 0.05
+#: A peer is a proxy when at least this share of its requests carry X-Forwarded-For,
+#: and a header the proxy sets is "sent" when at least this share carries it.
+MAJORITY = 0.5
+#: Longest text taken from a request (a path, a header value) shown in a finding.
+SHOWN_LENGTH = 120
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def inert(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text`` safe to print anywhere: control characters (C0, DEL, C1) written as
+    ``\\xNN`` escapes, and cut to ``limit`` characters (an ellipsis marks the cut)."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def significant(count: int, total: int) -> bool:
+    """Whether ``count`` occurrences among ``total`` are enough to raise a finding."""
+    return total >= MIN_SAMPLE and count >= MIN_COUNT and count >= MIN_SHARE * total
+
+
+def share(count: int, total: int) -> str:
+    """``"37 of 120"``: how a finding names its share."""
+    return f"{count} of {total}"
+
+
+@dataclass(frozen=True)
+class PeerEvidence:
+    """What one direct peer of the server (its socket address, before any ProxyFix) sent."""
+
+    address: str
+    requests: int = 0
+    with_xff: int = 0
+    with_xfp: int = 0
+    with_xfh: int = 0
+    rewritten: int = 0  # X-Forwarded-For requests whose REMOTE_ADDR the app saw rewritten
+    xfp_applied: int = 0  # X-Forwarded-Proto requests whose scheme the app saw equal it
+    https_as_http: int = 0  # X-Forwarded-Proto https, seen by the app as http
+    static: int = 0  # responses served from a static route
+    chains: Mapping[int, int] = field(default_factory=dict)  # X-Forwarded-For lengths
+    xfp_values: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def is_proxy(self) -> bool:
+        """Most of this peer's requests carry X-Forwarded-For: it is a proxy."""
+        return self.requests >= MIN_SAMPLE and self.with_xff >= MAJORITY * self.requests
+
+
+@dataclass(frozen=True)
+class KindEvidence:
+    """The security headers of one kind of response (HTML pages, other successful ones)."""
+
+    judged: int = 0
+    missing: Mapping[str, int] = field(default_factory=dict)
+    #: Per header: each value seen and how often ("" counts values past the cap).
+    values: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: Per header: paths of responses that lacked it (inert, a few).
+    paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def lacking(self, header: str) -> int:
+        return self.missing.get(header, 0)
+
+
+@dataclass(frozen=True)
+class CookieEvidence:
+    """How often a cookie was sent, how often without Secure or HttpOnly, and which."""
+
+    sent: int = 0
+    insecure: int = 0
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The merged traffic of ``workers`` worker processes over the last ``window`` seconds."""
+
+    window: float
+    workers: int = 1
+    requests: int = 0
+    peers: tuple[PeerEvidence, ...] = ()  # most requests first
+    pages: KindEvidence = field(default_factory=KindEvidence)
+    other: KindEvidence = field(default_factory=KindEvidence)
+    cookies: Mapping[str, CookieEvidence] = field(default_factory=dict)
+    static_samples: tuple[str, ...] = ()
+    #: Why the evidence is this worker's alone on a multi-worker server, if it is.
+    note: str | None = None
+
+    @property
+    def main_peer(self) -> PeerEvidence | None:
+        """The direct peer that carries most of the traffic (nginx, for an app behind it)."""
+        return self.peers[0] if self.peers else None
+
+    def coverage(self) -> dict[str, Any]:
+        """What the report says its live evidence covers."""
+        found: dict[str, Any] = {
+            "workers": self.workers,
+            "requests": self.requests,
+            "window_seconds": self.window,
+        }
+        if self.note:
+            found["note"] = self.note
+        return found
+
+    @classmethod
+    def merge(
+        cls,
+        buckets: Iterable[Mapping[str, Any]],
+        *,
+        window: float,
+        workers: int = 1,
+        note: str | None = None,
+    ) -> Evidence:
+        """Add up buckets in their published form (see :mod:`.observation`)."""
+        requests = 0
+        peers: dict[str, dict[str, Any]] = {}
+        kinds: dict[str, dict[str, Any]] = {"page": _new_kind(), "other": _new_kind()}
+        cookies: dict[str, list[Any]] = {}
+        static: list[str] = []
+        for bucket in buckets:
+            requests += bucket["requests"]
+            for address, counts in bucket["peers"].items():
+                merged = peers.setdefault(address, _new_peer())
+                for key in _PEER_NUMBERS:
+                    merged[key] += counts[key]
+                for length, n in counts["chains"].items():
+                    merged["chains"][int(length)] = merged["chains"].get(int(length), 0) + n
+                for value, n in counts["xfp_values"].items():
+                    merged["xfp_values"][value] = merged["xfp_values"].get(value, 0) + n
+            for name, counts in bucket["kinds"].items():
+                merged = kinds[name]
+                merged["judged"] += counts["judged"]
+                for header, n in counts["missing"].items():
+                    merged["missing"][header] = merged["missing"].get(header, 0) + n
+                for header, values in counts["values"].items():
+                    into = merged["values"].setdefault(header, {})
+                    for value, n in values.items():
+                        into[value] = into.get(value, 0) + n
+                for header, paths in counts["paths"].items():
+                    into = merged["paths"].setdefault(header, [])
+                    for path in paths:
+                        if len(into) < MAX_EXAMPLES and path not in into:
+                            into.append(path)
+            for name, (sent, insecure, missing) in bucket["cookies"].items():
+                merged_cookie = cookies.setdefault(name, [0, 0, ()])
+                merged_cookie[0] += sent
+                merged_cookie[1] += insecure
+                if missing:
+                    merged_cookie[2] = tuple(missing)
+            for path in bucket["static_samples"]:
+                if len(static) < MAX_EXAMPLES and path not in static:
+                    static.append(path)
+        return cls(
+            window=window,
+            workers=workers,
+            requests=requests,
+            peers=tuple(
+                sorted(
+                    (_peer(address, counts) for address, counts in peers.items()),
+                    key=lambda p: (-p.requests, p.address),
+                )
+            ),
+            pages=_kind(kinds["page"]),
+            other=_kind(kinds["other"]),
+            cookies={
+                inert(name, 64): CookieEvidence(sent, insecure, tuple(missing))
+                for name, (sent, insecure, missing) in sorted(cookies.items())
+            },
+            static_samples=tuple(inert(p) for p in static),
+            note=note,
+        )
+
+
+#: Example paths kept per kind of problem.
+MAX_EXAMPLES = 5
+_PEER_NUMBERS = (
+    "requests",
+    "with_xff",
+    "with_xfp",
+    "with_xfh",
+    "rewritten",
+    "xfp_applied",
+    "https_as_http",
+    "static",
+)
+
+
+def _new_peer() -> dict[str, Any]:
+    return {**dict.fromkeys(_PEER_NUMBERS, 0), "chains": {}, "xfp_values": {}}
+
+
+def _new_kind() -> dict[str, Any]:
+    return {"judged": 0, "missing": {}, "values": {}, "paths": {}}
+
+
+def _peer(address: str, counts: Mapping[str, Any]) -> PeerEvidence:
+    return PeerEvidence(
+        address=inert(address, 64),
+        **{key: counts[key] for key in _PEER_NUMBERS},
+        chains=dict(sorted(counts["chains"].items())),
+        xfp_values=dict(counts["xfp_values"]),
+    )
+
+
+def _kind(counts: Mapping[str, Any]) -> KindEvidence:
+    return KindEvidence(
+        judged=counts["judged"],
+        missing=dict(counts["missing"]),
+        values={header: dict(values) for header, values in counts["values"].items()},
+        paths={header: tuple(inert(p) for p in paths) for header, paths in counts["paths"].items()},
+    )

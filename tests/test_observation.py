@@ -169,3 +169,14 @@ def test_inert_escapes_control_characters_and_caps_length() -> None:
 
     assert inert("/a\x1b]0;evil\x07b\x9b2J\x7f\n") == "/a\\x1b]0;evil\\x07b\\x9b2J\\x7f\\x0a"
     assert len(inert("x" * 500)) == 120
+
+
+def test_cookie_deletions_are_not_sends_and_missing_flags_add_up() -> None:
+    """A deletion is not counted as a send; the flags a cookie lacked on any send are all
+    named."""
+    record = TrafficRecord()
+    record.static_prefixes = ()
+    for cookie in ("a=1; Secure", "a=1; HttpOnly", "a=; Max-Age=0", "a=1; Secure; HttpOnly"):
+        record.record(environ(), "127.0.0.1", "200 OK", [HTML, ("Set-Cookie", cookie)])
+    cookie = merged(record).cookies["a"]
+    assert (cookie.sent, cookie.insecure, cookie.missing) == (3, 2, ("Secure", "HttpOnly"))

@@ -158,3 +158,19 @@ def test_a_symlinked_folder_is_refused(tmp_path: Path) -> None:
     mine.folder.symlink_to(target)
     with pytest.raises(SharingRefused, match="not a folder"):
         mine.ready()
+
+
+def test_the_folders_of_gone_servers_are_removed(tmp_path: Path) -> None:
+    """On start, a server folder whose master no longer runs is removed with its files; the
+    folder of a live master is kept."""
+    process = subprocess.Popen(["true"])
+    process.wait(10)
+    mine = shared(record_with(3), tmp_path)
+    parent = mine.ready().parent
+    gone = parent / f"server-{process.pid}-1"
+    gone.mkdir(mode=0o700)
+    write_sibling(gone, process.pid, 5)
+    mine.start()
+    mine.stop()
+    assert not gone.exists()
+    assert mine.folder.is_dir()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..engine.context import CheckContext
 from ..engine.evidence import MIN_SAMPLE, KindEvidence, inert, significant
 from ..engine.findings import Finding, Level
-from ..engine.observation import SECURITY_HEADERS, probe_response
+from ..engine.observation import SECURITY_HEADERS, framing_guarded, probe_response
 from ..engine.registry import check
 
 #: HSTS shorter than 180 days lets a returning visitor be downgraded after it lapses.
@@ -40,6 +40,8 @@ class HeaderEvidence:
     missing: Mapping[str, int]
     values: Mapping[str, Mapping[str, int]]
     paths: Mapping[str, tuple[str, ...]]
+    #: Responses guarded against framing by neither header (counted per response).
+    unframed: int = 0
 
     def lacks(self, name: str) -> int:
         return self.missing.get(name, 0)
@@ -48,29 +50,26 @@ class HeaderEvidence:
         """How many responses carried a value of ``name`` that ``bad`` condemns."""
         return sum(n for value, n in self.values.get(name, {}).items() if value and bad(value))
 
-    def matters(self, count: int, total: int | None = None) -> bool:
-        """Whether ``count`` responses (of ``total``, default all judged) raise a finding:
-        on the probe, one is enough; on traffic, it must be a significant share."""
+    def matters(self, count: int) -> bool:
+        """Whether ``count`` of the responses judged raise a finding: on the probe, one is
+        enough; on traffic, it must be a significant share of them."""
         if self.source == "probe":
             return count > 0
-        return significant(count, self.judged if total is None else total)
+        return significant(count, self.judged)
 
-    def describe(self, name: str, count: int | None = None, total: int | None = None) -> str:
-        """'37 of 120 HTML responses (for example /embed)' or 'a probe response'."""
+    def describe(self, name: str, count: int | None = None) -> str:
+        """'37 of 120 HTML responses (for example /embed)' or 'a probe response'; the
+        example is of a response that lacked ``name``, so only for that count."""
         if self.source == "probe":
             return "a probe response through the app's whole stack"
-        count = self.lacks(name) if count is None else count
-        total = self.judged if total is None else total
-        sample = self.paths.get(name, ()) if count == self.lacks(name) else ()
+        sample = self.paths.get(name, ()) if count is None else ()
         example = f" (for example {inert(sample[0])})" if sample else ""
-        return f"{count} of {total} {self.label}{example}"
+        shown = self.lacks(name) if count is None else count
+        return f"{shown} of {self.judged} {self.label}{example}"
 
-    def on(self, name: str, count: int, total: int) -> str:
+    def on(self, name: str, count: int) -> str:
         """' on 100 of 101 HTML responses' for a value seen in traffic; '' on the probe."""
-        return "" if self.source == "probe" else f" on {self.describe(name, count, total)}"
-
-    def carrying(self, name: str) -> int:
-        return self.judged - self.lacks(name)
+        return "" if self.source == "probe" else f" on {self.describe(name, count)}"
 
     def first_value(self, name: str, bad: Callable[[str], bool]) -> str:
         """The most frequent condemned value of ``name`` (inert), for the message."""
@@ -80,7 +79,13 @@ class HeaderEvidence:
 
 def _observed(kind: str, counts: KindEvidence) -> HeaderEvidence:
     return HeaderEvidence(
-        "observed", _LABELS[kind], counts.judged, counts.missing, counts.values, counts.paths
+        "observed",
+        _LABELS[kind],
+        counts.judged,
+        counts.missing,
+        counts.values,
+        counts.paths,
+        counts.unframed,
     )
 
 
@@ -99,7 +104,8 @@ def evidences(ctx: CheckContext, kinds: tuple[str, ...] = ("page",)) -> list[Hea
     headers = dict(sample.headers)
     missing = {name: 1 for name in SECURITY_HEADERS if name not in headers}
     values = {name: {value: 1} for name, value in headers.items()}
-    return [HeaderEvidence("probe", "a probe response", 1, missing, values, {})]
+    unframed = 0 if framing_guarded(headers) else 1
+    return [HeaderEvidence("probe", "a probe response", 1, missing, values, {}, unframed)]
 
 
 def evidence(ctx: CheckContext) -> HeaderEvidence:
@@ -135,12 +141,12 @@ def check_hsts(ctx: CheckContext) -> Iterator[Finding]:
                 observed={"source": found.source, "judged": found.judged},
             )
             continue
-        short, carrying = found.count(header, _short_hsts), found.carrying(header)
-        if found.matters(short, carrying):
+        short = found.count(header, _short_hsts)
+        if found.matters(short):
             value = found.first_value(header, _short_hsts)
             yield ctx.finding(
                 f"Strict-Transport-Security has max-age={_max_age(value)}, under 180 days "
-                f"({MIN_HSTS_MAX_AGE}){found.on(header, short, carrying)}.",
+                f"({MIN_HSTS_MAX_AGE}){found.on(header, short)}.",
                 observed={"value": value, "responses": short},
             )
 
@@ -172,19 +178,18 @@ def check_csp(ctx: CheckContext) -> Iterator[Finding]:
             observed={"source": found.source, "judged": found.judged},
         )
         return
-    carrying = found.carrying(header)
     unrestricted = found.count(header, _no_script_rule)
-    if found.matters(unrestricted, carrying):
+    if found.matters(unrestricted):
         yield ctx.finding(
             "The Content-Security-Policy has neither script-src nor default-src"
-            f"{found.on(header, unrestricted, carrying)}: it does not restrict scripts at all.",
+            f"{found.on(header, unrestricted)}: it does not restrict scripts at all.",
             observed={"value": found.first_value(header, _no_script_rule)},
         )
     inline = found.count(header, _unsafe_inline)
-    if found.matters(inline, carrying):
+    if found.matters(inline):
         yield ctx.finding(
             "The Content-Security-Policy allows 'unsafe-inline' scripts"
-            f"{found.on(header, inline, carrying)}: it does not stop injected scripts.",
+            f"{found.on(header, inline)}: it does not stop injected scripts.",
             observed={"value": found.first_value(header, _unsafe_inline), "responses": inline},
         )
 
@@ -225,11 +230,11 @@ def check_nosniff(ctx: CheckContext) -> Iterator[Finding]:
             )
             continue
         wrong = found.count(header, _not_nosniff)
-        if found.matters(wrong, found.carrying(header)):
+        if found.matters(wrong):
             value = found.first_value(header, _not_nosniff)
             yield ctx.finding(
                 f"X-Content-Type-Options is {value!r}, not 'nosniff'"
-                f"{found.on(header, wrong, found.carrying(header))}: browsers ignore it.",
+                f"{found.on(header, wrong)}: browsers ignore it.",
                 observed={"value": value},
             )
 
@@ -249,27 +254,13 @@ def _not_nosniff(value: str) -> bool:
 )
 def check_framing(ctx: CheckContext) -> Iterator[Finding]:
     found = evidence(ctx)
-    without_xfo = found.lacks("x-frame-options") + found.count("x-frame-options", _not_guarding)
-    without_csp = found.lacks("content-security-policy") + found.count(
-        "content-security-policy", _no_frame_ancestors
-    )
-    # Responses guarded by neither: at most the smaller of the two counts.
-    unguarded = min(without_xfo, without_csp)
-    if found.matters(unguarded):
+    if found.matters(found.unframed):
         yield ctx.finding(
             "Neither X-Frame-Options nor CSP frame-ancestors on "
-            f"{found.describe('x-frame-options', unguarded)}: other sites can frame the app "
-            "(clickjacking).",
+            f"{found.describe('x-frame-options', found.unframed)}: other sites can frame the "
+            "app (clickjacking).",
             observed={"source": found.source, "judged": found.judged},
         )
-
-
-def _not_guarding(value: str) -> bool:
-    return value.strip().upper() not in {"DENY", "SAMEORIGIN"}
-
-
-def _no_frame_ancestors(value: str) -> bool:
-    return "frame-ancestors" not in csp_directives(value)
 
 
 @check(

@@ -75,14 +75,16 @@ def proxy_trust(app: Flask) -> ProxyTrust | None:
 
 
 def proxy_peer(traffic: Evidence) -> PeerEvidence | None:
-    """The main direct peer, when it is a proxy (most of its requests carry X-Forwarded-For)."""
-    peer = traffic.main_peer
-    return peer if peer is not None and peer.is_proxy else None
+    """The proxies in front of the server taken together (see ``Evidence.proxy``)."""
+    return traffic.proxy
 
 
-def _forged(traffic: Evidence, proxy: PeerEvidence | None) -> int:
-    """Requests with forwarded headers from peers that are not the proxy (at least)."""
-    return sum(max(peer.with_xff, peer.with_xfp) for peer in traffic.peers if peer is not proxy)
+def _forged(traffic: Evidence) -> int:
+    """Requests with forwarded headers from peers that are not proxies (at least)."""
+    proxies = {peer.address for peer in traffic.proxy_peers()}
+    return sum(
+        max(peer.with_xff, peer.with_xfp) for peer in traffic.peers if peer.address not in proxies
+    )
 
 
 @check(
@@ -124,7 +126,7 @@ def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
                     "workers": traffic.workers,
                 },
             )
-    forged = _forged(traffic, proxy)
+    forged = _forged(traffic)
     if significant(forged, traffic.requests):
         yield ctx.finding(
             f"{share(forged, traffic.requests)} requests carried X-Forwarded-For or "
@@ -200,7 +202,7 @@ def check_too_many_hops(ctx: CheckContext) -> Iterator[Finding]:
         return
     proxy = proxy_peer(traffic)
     if proxy is None:
-        carried = max((p.with_xff for p in traffic.peers), default=0)
+        carried = sum(p.with_xff for p in traffic.peers)
         yield ctx.finding(
             f"{trust.name} trusts {trust.x_for} X-Forwarded-For hop(s), but the server is "
             f"reached directly (only {share(carried, traffic.requests)} requests carried the "

@@ -135,14 +135,14 @@ def check_served_by_app(ctx: CheckContext) -> Iterator[Finding]:
     when it forwards /static instead of serving it); two at least, so one stray request
     from elsewhere cannot raise it."""
     traffic = observed_traffic(ctx)
-    peer = traffic.main_peer
-    served = 0 if peer is None else peer.static
-    if served >= MIN_COUNT:
+    front = traffic.front
+    served = 0 if front is None else front.static
+    if front is not None and served >= MIN_COUNT:
         examples = ", ".join(traffic.static_samples[:3])
         yield ctx.finding(
-            f"The app itself served {served} of {traffic.requests} responses "
-            f"from its static folder (e.g. {examples}): every file holds a worker that "
-            "could serve a page.",
+            f"The app itself served {served} of {front.requests} responses to "
+            f"{front.address} from its static folder (e.g. {examples}): every file holds a "
+            "worker that could serve a page.",
             observed={
                 "static_responses": served,
                 "examples": examples,

@@ -30,6 +30,10 @@ MIN_SHARE = 0.05
 #: A peer is a proxy when at least this share of its requests carry X-Forwarded-For,
 #: and a header the proxy sets is "sent" when at least this share carries it.
 MAJORITY = 0.5
+#: A direct peer counts among the proxies only when it carries at least this share of
+#: all the traffic: a client reaching the server directly with a few forged requests
+#: never does (several load-balancer nodes or ingress pods each do).
+PROXY_TRAFFIC_SHARE = 0.1
 #: Longest text taken from a request (a path, a header value) shown in a finding.
 SHOWN_LENGTH = 120
 
@@ -75,12 +79,34 @@ class PeerEvidence:
         """Most of this peer's requests carry X-Forwarded-For: it is a proxy."""
         return self.requests >= MIN_SAMPLE and self.with_xff >= MAJORITY * self.requests
 
+    @classmethod
+    def combined(cls, peers: Iterable[PeerEvidence]) -> PeerEvidence:
+        """Several peers taken as one (the nodes of a load balancer)."""
+        members = list(peers)
+        chains: dict[int, int] = {}
+        xfp_values: dict[str, int] = {}
+        for peer in members:
+            for length, count in peer.chains.items():
+                chains[length] = chains.get(length, 0) + count
+            for value, count in peer.xfp_values.items():
+                xfp_values[value] = xfp_values.get(value, 0) + count
+        shown = [peer.address for peer in members[:3]]
+        address = ", ".join(shown) + (f" and {len(members) - 3} more" if len(members) > 3 else "")
+        return cls(
+            address=address,
+            **{key: sum(getattr(peer, key) for peer in members) for key in _PEER_NUMBERS},
+            chains=dict(sorted(chains.items())),
+            xfp_values=xfp_values,
+        )
+
 
 @dataclass(frozen=True)
 class KindEvidence:
     """The security headers of one kind of response (HTML pages, other successful ones)."""
 
     judged: int = 0
+    #: Responses guarded against framing by neither X-Frame-Options nor CSP frame-ancestors.
+    unframed: int = 0
     missing: Mapping[str, int] = field(default_factory=dict)
     #: Per header: each value seen and how often ("" counts values past the cap).
     values: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -119,6 +145,32 @@ class Evidence:
     def main_peer(self) -> PeerEvidence | None:
         """The direct peer that carries most of the traffic (nginx, for an app behind it)."""
         return self.peers[0] if self.peers else None
+
+    def proxy_peers(self) -> list[PeerEvidence]:
+        """The direct peers that are proxies: each carries at least a tenth of the traffic,
+        and most of its requests carry X-Forwarded-For."""
+        return [
+            peer
+            for peer in self.peers
+            if peer.address != "*"
+            and peer.requests >= PROXY_TRAFFIC_SHARE * self.requests
+            and peer.with_xff >= MAJORITY * peer.requests
+        ]
+
+    @property
+    def proxy(self) -> PeerEvidence | None:
+        """The proxies in front of the server taken together, when they carry enough
+        requests for a verdict; ``None`` when the server is reached directly."""
+        members = self.proxy_peers()
+        if not members:
+            return None
+        found = members[0] if len(members) == 1 else PeerEvidence.combined(members)
+        return found if found.requests >= MIN_SAMPLE else None
+
+    @property
+    def front(self) -> PeerEvidence | None:
+        """Who carries the app's normal traffic: its proxies, or else the main direct peer."""
+        return self.proxy or self.main_peer
 
     def coverage(self) -> dict[str, Any]:
         """What the report says its live evidence covers."""
@@ -159,6 +211,7 @@ class Evidence:
             for name, counts in bucket["kinds"].items():
                 merged = kinds[name]
                 merged["judged"] += counts["judged"]
+                merged["unframed"] += counts["unframed"]
                 for header, n in counts["missing"].items():
                     merged["missing"][header] = merged["missing"].get(header, 0) + n
                 for header, values in counts["values"].items():
@@ -174,8 +227,9 @@ class Evidence:
                 merged_cookie = cookies.setdefault(name, [0, 0, ()])
                 merged_cookie[0] += sent
                 merged_cookie[1] += insecure
-                if missing:
-                    merged_cookie[2] = tuple(missing)
+                # Every flag it lacked on any insecure send, in a fixed order.
+                lacked = set(merged_cookie[2]) | set(missing)
+                merged_cookie[2] = tuple(f for f in ("Secure", "HttpOnly") if f in lacked)
             for path in bucket["static_samples"]:
                 if len(static) < MAX_EXAMPLES and path not in static:
                     static.append(path)
@@ -219,7 +273,7 @@ def _new_peer() -> dict[str, Any]:
 
 
 def _new_kind() -> dict[str, Any]:
-    return {"judged": 0, "missing": {}, "values": {}, "paths": {}}
+    return {"judged": 0, "unframed": 0, "missing": {}, "values": {}, "paths": {}}
 
 
 def _peer(address: str, counts: Mapping[str, Any]) -> PeerEvidence:
@@ -234,6 +288,7 @@ def _peer(address: str, counts: Mapping[str, Any]) -> PeerEvidence:
 def _kind(counts: Mapping[str, Any]) -> KindEvidence:
     return KindEvidence(
         judged=counts["judged"],
+        unframed=counts["unframed"],
         missing=dict(counts["missing"]),
         values={header: dict(values) for header, values in counts["values"].items()},
         paths={header: tuple(inert(p) for p in paths) for header, paths in counts["paths"].items()},

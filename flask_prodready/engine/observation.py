@@ -131,10 +131,14 @@ class _Peer:
 class _Kind:
     """The security headers of one kind of response in one bucket."""
 
-    __slots__ = ("judged", "lacking", "paths", "values")
+    __slots__ = ("judged", "lacking", "paths", "unframed", "values")
 
     def __init__(self) -> None:
         self.judged = 0
+        #: Responses guarded against framing by neither X-Frame-Options (DENY or
+        #: SAMEORIGIN) nor a CSP frame-ancestors: judged per response, since a site may
+        #: guard some pages one way and others the other.
+        self.unframed = 0
         # Responses counted by the set of security headers they lacked: one increment
         # per response; per-header counts are summed when published.
         self.lacking: dict[frozenset[str], int] = {}
@@ -148,6 +152,7 @@ class _Kind:
                 missing[name] = missing.get(name, 0) + count
         return {
             "judged": self.judged,
+            "unframed": self.unframed,
             "missing": missing,
             "values": {h: dict(v) for h, v in self.values.items()},
             "paths": {h: list(p) for h, p in self.paths.items()},
@@ -234,15 +239,19 @@ class TrafficRecord:
             if lowered == "content-type":
                 content_type = value
             elif lowered == "set-cookie":
-                if cookies is None:
-                    cookies = []
-                cookies.append(cookie_flags(value))
+                flags = cookie_flags(value)
+                if flags is not None:  # a deletion carries nothing to judge
+                    if cookies is None:
+                        cookies = []
+                    cookies.append(flags)
             elif lowered in _SECURITY_HEADER_SET:
                 if found is None:
                     found = {}
                 if "nonce-" in value:
                     value = _NONCE.sub("'nonce-…'", value)
-                found[lowered] = value[:MAX_VALUE_LENGTH]
+                if len(value) > MAX_VALUE_LENGTH:
+                    value = _shortened(lowered, value)
+                found[lowered] = value
         if content_type.startswith("text/html"):
             kind_name: str | None = "page"
         else:
@@ -290,6 +299,8 @@ class TrafficRecord:
             if kind_name is not None:
                 kind = bucket.kinds[kind_name]
                 kind.judged += 1
+                if not framing_guarded(found):
+                    kind.unframed += 1
                 lacking = _ALL_LACKING if found is None else _SECURITY_HEADER_SET.difference(found)
                 kind.lacking[lacking] = kind.lacking.get(lacking, 0) + 1
                 if found is not None:
@@ -314,7 +325,9 @@ class TrafficRecord:
                     entry[0] += 1
                     if missing:
                         entry[1] += 1
-                        entry[2] = missing
+                        if missing != entry[2]:  # every flag it lacked on any send
+                            lacked = (*entry[2], *missing)
+                            entry[2] = tuple(f for f in ("Secure", "HttpOnly") if f in lacked)
             if static:
                 peer.static += 1
                 samples = bucket.static_samples
@@ -328,17 +341,17 @@ class TrafficRecord:
             return [b.published() for b in self._buckets if b.start + self.bucket_seconds > since]
 
 
-def cookie_flags(set_cookie: str) -> tuple[str, tuple[str, ...]]:
-    """(cookie name, the flags it lacks of Secure and HttpOnly) of one ``Set-Cookie``.
+def cookie_flags(set_cookie: str) -> tuple[str, tuple[str, ...]] | None:
+    """(cookie name, the flags it lacks of Secure and HttpOnly) of one ``Set-Cookie``, or
+    ``None`` for a deletion (``Max-Age=0`` or an expiry in 1970), which carries nothing.
 
-    Deleting cookies (``Max-Age=0`` or an expiry in 1970) carry nothing and lack nothing;
     CSRF cookies meant for scripts are not asked for HttpOnly. The value is never kept.
     """
     name, _, rest = set_cookie.partition("=")
     name = name.strip()[:64]
     attributes = [part.strip().lower() for part in rest.split(";")[1:]]
     if any(a == "max-age=0" or a.startswith("expires=thu, 01 jan 1970") for a in attributes):
-        return name, ()
+        return None
     flags = {a.split("=", 1)[0] for a in attributes}
     missing = []
     if "secure" not in flags:
@@ -351,8 +364,44 @@ def cookie_flags(set_cookie: str) -> tuple[str, tuple[str, ...]]:
 
 def cookie_problems(set_cookie: str) -> tuple[str, tuple[str, ...]] | None:
     """(cookie name, missing flags) for a ``Set-Cookie`` lacking Secure or HttpOnly."""
-    name, missing = cookie_flags(set_cookie)
-    return (name, missing) if missing else None
+    flags = cookie_flags(set_cookie)
+    return flags if flags is not None and flags[1] else None
+
+
+def framing_guarded(found: Mapping[str, str] | None) -> bool:
+    """Whether a response's headers forbid other sites to frame it."""
+    if found is None:
+        return False
+    frame_options = found.get("x-frame-options")
+    if frame_options is not None and frame_options.strip().upper() in ("DENY", "SAMEORIGIN"):
+        return True
+    policy = found.get("content-security-policy")
+    return policy is not None and "frame-ancestors" in policy.lower()
+
+
+#: The CSP directives the header checks judge: what is kept of a policy too long to keep.
+_JUDGED_DIRECTIVES = ("default-src", "script-src", "frame-ancestors")
+
+
+def _shortened(header: str, value: str) -> str:
+    """A header value longer than :data:`MAX_VALUE_LENGTH`, cut so that what the checks
+    judge survives: of a long CSP, the judged directives with their keywords (``'self'``,
+    ``'unsafe-inline'``, a nonce or hash as ``'nonce-…'``, ``'sha256-…'``) and without
+    host sources; of other headers, the start."""
+    if header != "content-security-policy":
+        return value[:MAX_VALUE_LENGTH]
+    kept = []
+    for part in value.split(";"):
+        tokens = part.split()
+        if not tokens or tokens[0].lower() not in _JUDGED_DIRECTIVES:
+            continue
+        keywords = [
+            token.split("-", 1)[0] + "-…'" if token.startswith(("'nonce-", "'sha")) else token
+            for token in tokens[1:]
+            if token.startswith("'")
+        ]
+        kept.append(" ".join([tokens[0], *dict.fromkeys(keywords)]))
+    return "; ".join(kept)[:MAX_VALUE_LENGTH]
 
 
 def valid_bucket(data: Any) -> bool:
@@ -374,7 +423,9 @@ def valid_bucket(data: Any) -> bool:
         if not isinstance(kinds, dict) or set(kinds) != set(KINDS):
             return False
         for kind in kinds.values():
-            if not _count(kind["judged"]) or not _counts(kind["missing"]):
+            if not _count(kind["judged"]) or not _count(kind["unframed"]):
+                return False
+            if not _counts(kind["missing"]):
                 return False
             values, paths = kind["values"], kind["paths"]
             if not isinstance(values, dict) or not all(_counts(v) for v in values.values()):

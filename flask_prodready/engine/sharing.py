@@ -124,7 +124,10 @@ class SharedEvidence:
         return _private_folder(self.folder)
 
     def start(self) -> None:
-        """Publish now, then every :data:`PUBLISH_SECONDS` while something changed."""
+        """Publish now, then every :data:`PUBLISH_SECONDS` while something changed; the
+        folders of servers that are gone are removed first."""
+        with contextlib.suppress(OSError, SharingRefused):
+            _sweep_gone_servers(self.ready().parent)
         self.publish()
         self._thread = threading.Thread(target=self._run, name="prodready:evidence", daemon=True)
         self._thread.start()
@@ -184,6 +187,26 @@ class SharedEvidence:
                 buckets.extend(found)
                 workers += 1
         return buckets, workers, None
+
+
+def _sweep_gone_servers(parent: Path) -> None:
+    """Remove the folders of servers whose master no longer runs (a restart leaves one),
+    with the files in them that this user wrote; anything else is left alone."""
+    for entry in os.scandir(parent):
+        if not entry.name.startswith("server-") or entry.is_symlink() or not entry.is_dir():
+            continue
+        master, _, started = entry.name.removeprefix("server-").partition("-")
+        if not master.isdigit():
+            continue
+        if _alive(int(master)) and (not started or _start_time(int(master)) == started):
+            continue
+        folder = Path(entry.path)
+        with contextlib.suppress(OSError):
+            if os.lstat(folder).st_uid != os.geteuid():
+                continue
+            for name in os.listdir(folder):
+                _remove_own_file(folder / name)
+            os.rmdir(folder)
 
 
 def _remove_own_file(path: Path) -> None:

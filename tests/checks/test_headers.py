@@ -235,3 +235,64 @@ def test_csp_without_script_rules(make_app: MakeApp) -> None:
             "does not restrict scripts at all.",
         )
     ]
+
+
+class TestJudgedPerResponse:
+    def test_pages_guarded_one_way_or_the_other_pass_framing(self, make_app: MakeApp) -> None:
+        """20 pages guarded by X-Frame-Options only and 20 by CSP frame-ancestors only:
+        every page is guarded, so no framing finding."""
+        app = make_app()
+        xfo = {k: v for k, v in STRICT.items() if k != "Content-Security-Policy"}
+        xfo["X-Frame-Options"] = "DENY"
+        csp = {**STRICT, "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}
+
+        @app.route("/p")
+        def page() -> Response:
+            headers = xfo if request.args.get("way") == "xfo" else csp
+            return Response("<p>hi</p>", content_type="text/html", headers=headers)
+
+        client = app.test_client()
+        for _ in range(20):
+            client.get("/p?way=xfo")
+            client.get("/p?way=csp")
+        assert messages_of(app, "headers.framing", "live") == []
+
+    def test_a_weak_value_is_judged_on_all_the_pages(self, make_app: MakeApp) -> None:
+        """10 pages, 9 with HSTS max-age=300 and 1 without HSTS: the weak value is reported
+        on 9 of 10 (the one missing header alone is too few)."""
+        app = make_app()
+
+        @app.route("/p")
+        def page() -> Response:
+            short = {**STRICT, "Strict-Transport-Security": "max-age=300"}
+            bare = {k: v for k, v in STRICT.items() if k != "Strict-Transport-Security"}
+            headers = bare if request.args.get("bare") else short
+            return Response("<p>hi</p>", content_type="text/html", headers=headers)
+
+        client = app.test_client()
+        for _ in range(9):
+            client.get("/p")
+        client.get("/p?bare=1")
+        assert messages_of(app, "headers.hsts", "live") == [
+            (
+                "warning",
+                "Strict-Transport-Security has max-age=300, under 180 days (15552000) on 9 of "
+                "10 HTML responses.",
+            )
+        ]
+
+    def test_a_long_policy_keeps_what_is_judged(self, make_app: MakeApp) -> None:
+        """A CSP far longer than the value kept, with its nonce and frame-ancestors at the
+        end: neither 'unsafe-inline' nor framing is reported."""
+        hosts = " ".join(f"https://cdn{i}.example.com" for i in range(60))
+        policy = (
+            f"default-src 'self' {hosts}; img-src {hosts}; "
+            f"script-src 'self' 'unsafe-inline' {hosts} 'nonce-abc123'; frame-ancestors 'none'"
+        )
+        assert len(policy) > 2000
+        app = with_headers(make_app(), {**STRICT, "Content-Security-Policy": policy})
+        client = app.test_client()
+        for _ in range(12):
+            client.get("/nothing-here")
+        assert messages_of(app, "headers.csp", "live") == []
+        assert messages_of(app, "headers.framing", "live") == []

@@ -86,10 +86,25 @@ class TestMissingProxyFix:
         """Behind a proxy that ProxyFix trusts, a second peer forging headers does not make
         the app look misconfigured."""
         app = behind(make_app(), x_for=1, x_proto=1)
-        serve(app, 20, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
-        serve(app, 5, peer="127.0.0.9", **{"X-Forwarded-For": "6.6.6.6"})
+        serve(app, 30, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+        serve(app, 3, peer="127.0.0.9", **{"X-Forwarded-For": "6.6.6.6"})
         messages = messages_of(app, "proxy.missing_proxyfix", "live")
         assert [level for level, _ in messages] == ["info"]
+        assert messages_of(app, "proxy.no_forwarded_proto", "live") == []
+
+    def test_several_proxies_are_judged_together(self, make_app: MakeApp) -> None:
+        """Two load-balancer nodes, each carrying a good part of the traffic with
+        X-Forwarded-For: both are proxies, none of their requests is taken for a client's,
+        and an app that ignores the header is told so naming both."""
+        app = make_app()
+        serve(app, 60, **{"X-Forwarded-For": CLIENT})
+        serve(app, 50, peer="127.0.0.3", **{"X-Forwarded-For": CLIENT})
+        [(level, message)] = messages_of(app, "proxy.missing_proxyfix", "live")
+        assert level == "error"
+        assert message.startswith(
+            "Requests arrive through a proxy (127.0.0.1, 127.0.0.3) with X-Forwarded-For "
+            "(110 of 110 requests)"
+        )
 
     def test_quiet_with_proxyfix(self, make_app: MakeApp) -> None:
         """ProxyFix(x_for=1, x_proto=1) trusts them: no finding."""

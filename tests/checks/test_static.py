@@ -227,8 +227,8 @@ class TestServedByApp:
         assert messages_of(app, "static.served_by_app", "live") == [
             (
                 "warning",
-                "The app itself served 3 of 23 responses from its static folder (e.g. "
-                "/static/site.css): every file holds a worker that could serve a page.",
+                "The app itself served 3 of 23 responses to 127.0.0.1 from its static folder "
+                "(e.g. /static/site.css): every file holds a worker that could serve a page.",
             )
         ]
 

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,6 +172,11 @@ def test_the_folders_of_gone_servers_are_removed(tmp_path: Path) -> None:
     gone.mkdir(mode=0o700)
     write_sibling(gone, process.pid, 5)
     mine.start()
-    mine.stop()
+    try:
+        deadline = time.monotonic() + 10
+        while gone.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        mine.stop()
     assert not gone.exists()
     assert mine.folder.is_dir()

@@ -7,10 +7,11 @@ app: ProxyFix (or anything with ``x_for``/``x_proto`` hop counts) found by walki
 ``forwarded_allow_ips``; that counts as applied, since the scheme the app sees is what
 is observed.
 
-Forwarded headers count as the proxy's only when they come from the direct peer that
-carries most of the traffic, and most of that peer's requests carry them: a client that
-reaches the server directly and forges ``X-Forwarded-For`` steers no verdict here (it is
-reported at info level, as what it is).
+Forwarded headers count as the proxies' only when they come from the direct peers that
+carry the app's normal traffic (see ``Evidence.proxy_peers``): a client that reaches the
+server directly and forges ``X-Forwarded-For`` steers no verdict here unless it sends
+most of the traffic itself (its requests are reported at info level, as what they are).
+Every verdict on the proxies' requests goes by majority.
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ out, and a fixed problem clears once the window has passed.
 
 Verdicts go by share, with a minimum sample (:func:`significant`): one odd request
 among many can neither raise a finding nor silence one. Forwarded headers count as the
-proxy's only from the direct peer that carries most of the traffic
-(:attr:`Evidence.main_peer`), so a client that reaches the server directly and forges
-them steers nothing. Everything that came from a request is made inert (:func:`inert`)
-before it can enter a finding.
+proxies' only from the direct peers that carry the app's normal traffic
+(:meth:`Evidence.proxy_peers`: peers with X-Forwarded-For on most of their requests,
+together carrying most of the traffic), so a client that reaches the server directly
+and forges them steers nothing unless it sends most of the traffic itself. Everything
+that came from a request is made inert (:func:`inert`) before it can enter a finding.
 """
 
 from __future__ import annotations
@@ -30,10 +31,7 @@ MIN_SHARE = 0.05
 #: A peer is a proxy when at least this share of its requests carry X-Forwarded-For,
 #: and a header the proxy sets is "sent" when at least this share carries it.
 MAJORITY = 0.5
-#: A direct peer counts among the proxies only when it carries at least this share of
-#: all the traffic: a client reaching the server directly with a few forged requests
-#: never does (several load-balancer nodes or ingress pods each do).
-PROXY_TRAFFIC_SHARE = 0.1
+
 #: Longest text taken from a request (a path, a header value) shown in a finding.
 SHOWN_LENGTH = 120
 
@@ -73,11 +71,6 @@ class PeerEvidence:
     static: int = 0  # responses served from a static route
     chains: Mapping[int, int] = field(default_factory=dict)  # X-Forwarded-For lengths
     xfp_values: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def is_proxy(self) -> bool:
-        """Most of this peer's requests carry X-Forwarded-For: it is a proxy."""
-        return self.requests >= MIN_SAMPLE and self.with_xff >= MAJORITY * self.requests
 
     @classmethod
     def combined(cls, peers: Iterable[PeerEvidence]) -> PeerEvidence:
@@ -143,19 +136,22 @@ class Evidence:
 
     @property
     def main_peer(self) -> PeerEvidence | None:
-        """The direct peer that carries most of the traffic (nginx, for an app behind it)."""
-        return self.peers[0] if self.peers else None
+        """The direct peer that carries most of the traffic (nginx, for an app behind it);
+        never the ``*`` entry that stands for the peers past the cap."""
+        return next((peer for peer in self.peers if peer.address != "*"), None)
 
     def proxy_peers(self) -> list[PeerEvidence]:
-        """The direct peers that are proxies: each carries at least a tenth of the traffic,
-        and most of its requests carry X-Forwarded-For."""
-        return [
+        """The direct peers that carry the app's normal traffic through a proxy: those with
+        X-Forwarded-For on most of their requests, when together they carry most of the
+        traffic (one nginx, or every node of a load balancer). Empty when the server is
+        mostly reached directly: then no peer's forwarded headers are the proxy's."""
+        found = [
             peer
             for peer in self.peers
-            if peer.address != "*"
-            and peer.requests >= PROXY_TRAFFIC_SHARE * self.requests
-            and peer.with_xff >= MAJORITY * peer.requests
+            if peer.address != "*" and peer.with_xff >= MAJORITY * peer.requests
         ]
+        carried = sum(peer.requests for peer in found)
+        return found if found and carried >= MAJORITY * self.requests else []
 
     @property
     def proxy(self) -> PeerEvidence | None:

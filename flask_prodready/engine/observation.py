@@ -43,7 +43,7 @@ MAX_CHAIN_BUCKET = 10
 #: Distinct cookie names counted per bucket.
 MAX_COOKIE_NAMES = 20
 #: Distinct direct peers counted per bucket; the rest share the key "*".
-MAX_PEERS = 8
+MAX_PEERS = 32
 #: Distinct values counted per header and kind of response per bucket; the rest share "".
 MAX_VALUES = 8
 #: Example paths kept per kind of problem and bucket.
@@ -66,7 +66,7 @@ SCRIPT_READABLE_COOKIES = ("csrf", "xsrf")
 KINDS = ("page", "other")
 
 # A CSP nonce is new on every response: counted as one value, so values stay few.
-_NONCE = re.compile(r"'nonce-[^']*'")
+_NONCE = re.compile(r"'nonce-[^']*'", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,10 @@ def _lower_headers(headers: Iterable[tuple[str, str]]) -> tuple[dict[str, str], 
         lowered = name.lower()
         if lowered == "set-cookie":
             cookies.append(value)
-        elif lowered in SECURITY_HEADERS or lowered == "content-type":
+        elif lowered == "content-type":
             found[lowered] = value[:MAX_VALUE_LENGTH]
+        elif lowered in SECURITY_HEADERS:
+            found[lowered] = value if len(value) <= MAX_VALUE_LENGTH else _shortened(lowered, value)
     return found, cookies
 
 
@@ -247,7 +249,7 @@ class TrafficRecord:
             elif lowered in _SECURITY_HEADER_SET:
                 if found is None:
                     found = {}
-                if "nonce-" in value:
+                if lowered == "content-security-policy":
                     value = _NONCE.sub("'nonce-…'", value)
                 if len(value) > MAX_VALUE_LENGTH:
                     value = _shortened(lowered, value)
@@ -376,7 +378,9 @@ def framing_guarded(found: Mapping[str, str] | None) -> bool:
     if frame_options is not None and frame_options.strip().upper() in ("DENY", "SAMEORIGIN"):
         return True
     policy = found.get("content-security-policy")
-    return policy is not None and "frame-ancestors" in policy.lower()
+    return policy is not None and any(
+        part.split(None, 1)[:1] == ["frame-ancestors"] for part in policy.lower().split(";")
+    )
 
 
 #: The CSP directives the header checks judge: what is kept of a policy too long to keep.
@@ -396,7 +400,9 @@ def _shortened(header: str, value: str) -> str:
         if not tokens or tokens[0].lower() not in _JUDGED_DIRECTIVES:
             continue
         keywords = [
-            token.split("-", 1)[0] + "-…'" if token.startswith(("'nonce-", "'sha")) else token
+            token.split("-", 1)[0] + "-…'"
+            if token.lower().startswith(("'nonce-", "'sha"))
+            else token
             for token in tokens[1:]
             if token.startswith("'")
         ]

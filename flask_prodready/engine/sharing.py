@@ -124,11 +124,8 @@ class SharedEvidence:
         return _private_folder(self.folder)
 
     def start(self) -> None:
-        """Publish now, then every :data:`PUBLISH_SECONDS` while something changed; the
-        folders of servers that are gone are removed first."""
-        with contextlib.suppress(OSError, SharingRefused):
-            _sweep_gone_servers(self.ready().parent)
-        self.publish()
+        """Start the thread that removes the folders of servers that are gone, publishes,
+        then publishes again every :data:`PUBLISH_SECONDS` while something changed."""
         self._thread = threading.Thread(target=self._run, name="prodready:evidence", daemon=True)
         self._thread.start()
 
@@ -136,6 +133,9 @@ class SharedEvidence:
         self._stop.set()
 
     def _run(self) -> None:
+        with contextlib.suppress(OSError, SharingRefused):
+            _sweep_gone_servers(self.ready().parent)
+        self.publish()
         while not self._stop.wait(PUBLISH_SECONDS):
             if self.record.changed:
                 self.publish()

@@ -296,3 +296,19 @@ class TestJudgedPerResponse:
             client.get("/nothing-here")
         assert messages_of(app, "headers.csp", "live") == []
         assert messages_of(app, "headers.framing", "live") == []
+
+    def test_a_long_policy_on_the_probe_keeps_what_is_judged(self, make_app: MakeApp) -> None:
+        """From the command line the probe's long CSP is judged on its directives too: its
+        frame-ancestors and nonce at the end are seen."""
+        hosts = " ".join(f"https://cdn{i}.example.com" for i in range(60))
+        policy = f"default-src 'self' {hosts}; script-src 'self' 'nonce-x'; frame-ancestors 'none'"
+        app = with_headers(make_app(), {**STRICT, "Content-Security-Policy": policy})
+        assert messages_of(app, "headers.framing") == []
+        assert messages_of(app, "headers.csp") == []
+
+    def test_frame_ancestors_must_be_a_directive(self, make_app: MakeApp) -> None:
+        """A policy that only mentions frame-ancestors in another directive's value does not
+        guard against framing."""
+        policy = "default-src 'self'; report-uri /frame-ancestors"
+        app = with_headers(make_app(), {**STRICT, "Content-Security-Policy": policy})
+        assert len(messages_of(app, "headers.framing")) == 1

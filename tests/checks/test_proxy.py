@@ -82,15 +82,20 @@ class TestMissingProxyFix:
         serve(app, 1, **{"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"})
         assert messages_of(app, "proxy.missing_proxyfix", "live") == []
 
-    def test_only_the_main_peer_counts_as_the_proxy(self, make_app: MakeApp) -> None:
-        """Behind a proxy that ProxyFix trusts, a second peer forging headers does not make
-        the app look misconfigured."""
+    def test_a_few_requests_from_another_peer_steer_nothing(self, make_app: MakeApp) -> None:
+        """Behind a proxy that ProxyFix trusts, a second peer sending X-Forwarded-For without
+        X-Forwarded-Proto on 3 of 33 requests changes no verdict (they are a minority of
+        the proxied traffic, judged by majority)."""
         app = behind(make_app(), x_for=1, x_proto=1)
         serve(app, 30, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
         serve(app, 3, peer="127.0.0.9", **{"X-Forwarded-For": "6.6.6.6"})
-        messages = messages_of(app, "proxy.missing_proxyfix", "live")
-        assert [level for level, _ in messages] == ["info"]
-        assert messages_of(app, "proxy.no_forwarded_proto", "live") == []
+        for check_id in (
+            "proxy.missing_proxyfix",
+            "proxy.no_forwarded_proto",
+            "proxy.scheme_mismatch",
+            "proxy.too_many_hops",
+        ):
+            assert messages_of(app, check_id, "live") == [], check_id
 
     def test_several_proxies_are_judged_together(self, make_app: MakeApp) -> None:
         """Two load-balancer nodes, each carrying a good part of the traffic with
@@ -240,3 +245,33 @@ def test_observation_counts_every_response(make_app: MakeApp, count: int) -> Non
     app = make_app()
     serve(app, count)
     assert app.extensions["prodready"].evidence().requests == count
+
+
+class TestWhoIsTheProxy:
+    def test_many_load_balancer_nodes_are_all_proxies(self, make_app: MakeApp) -> None:
+        """Eleven nodes sharing the traffic evenly, all with X-Forwarded-For: judged
+        together as the proxies, no request taken for a client's."""
+        app = behind(make_app(), x_for=1, x_proto=1)
+        for node in range(11):
+            serve(
+                app,
+                10,
+                peer=f"127.0.1.{node}",
+                **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"},
+            )
+        for check_id in ("proxy.missing_proxyfix", "proxy.too_many_hops"):
+            assert messages_of(app, check_id, "live") == [], check_id
+
+    def test_a_client_sending_most_of_the_traffic_is_needed_to_pose_as_the_proxy(
+        self, make_app: MakeApp
+    ) -> None:
+        """Direct clients with forged headers on 40 of 100 requests (from one peer): not
+        the proxy, only an info finding; the app without ProxyFix is not told it ignores a
+        proxy."""
+        app = make_app()
+        for client in range(6):
+            serve(app, 10, peer=f"127.0.2.{client}")
+        serve(app, 40, peer="127.0.3.1", **{"X-Forwarded-For": "6.6.6.6"})
+        assert [level for level, _ in messages_of(app, "proxy.missing_proxyfix", "live")] == [
+            "info"
+        ]

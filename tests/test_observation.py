@@ -122,10 +122,10 @@ def test_peers_and_header_values_stay_bounded() -> None:
     the '' entry past MAX_VALUES; CSP nonces count as one value."""
     record = TrafficRecord()
     record.static_prefixes = ()
-    for index in range(50):
+    for index in range(MAX_PEERS + 20):
         record.record(
-            environ(REMOTE_ADDR=f"10.0.0.{index}"),
-            f"10.0.0.{index}",
+            environ(REMOTE_ADDR=f"10.0.{index // 250}.{index % 250}"),
+            f"10.0.{index // 250}.{index % 250}",
             "200 OK",
             [HTML, ("Referrer-Policy", f"policy-{index}")],
         )
@@ -140,8 +140,10 @@ def test_peers_and_header_values_stay_bounded() -> None:
     assert "*" in {p.address for p in evidence.peers}
     referrer = evidence.pages.values["referrer-policy"]
     assert len(referrer) == MAX_VALUES + 1
-    assert referrer[""] == 50 - MAX_VALUES
-    assert evidence.pages.values["content-security-policy"] == {"script-src 'nonce-…'": 50}
+    assert referrer[""] == MAX_PEERS + 20 - MAX_VALUES
+    assert evidence.pages.values["content-security-policy"] == {
+        "script-src 'nonce-…'": MAX_PEERS + 20
+    }
 
 
 def test_the_window_forgets(monkeypatch: pytest.MonkeyPatch) -> None:

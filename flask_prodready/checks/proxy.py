@@ -16,14 +16,21 @@ Every verdict on the proxies' requests goes by majority.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
 from ..engine.context import CheckContext
-from ..engine.evidence import MAJORITY, MIN_SHARE, Evidence, PeerEvidence, share, significant
+from ..engine.evidence import (
+    MAJORITY,
+    MIN_SAMPLE,
+    Evidence,
+    PeerEvidence,
+    share,
+    significant,
+)
 from ..engine.findings import Finding, Level
 from ..engine.registry import LIVE, check
 from ._live import observed_traffic
@@ -73,6 +80,18 @@ def proxy_trust(app: Flask) -> ProxyTrust | None:
         if isinstance(x_for, int) and isinstance(x_proto, int):
             return ProxyTrust(type(layer).__name__, x_for, x_proto)
     return None
+
+
+def _median_chain(chains: Mapping[int, int]) -> int:
+    """The median chain length: the shortest length that at least half of the requests'
+    chains do not exceed."""
+    total = sum(chains.values())
+    seen = 0
+    for length in sorted(chains):
+        seen += chains[length]
+        if seen >= MAJORITY * total:
+            return length
+    return max(chains, default=1)
 
 
 def proxy_peer(traffic: Evidence) -> PeerEvidence | None:
@@ -174,11 +193,21 @@ def check_no_forwarded_proto(ctx: CheckContext) -> Iterator[Finding]:
     "forwarded_allow_ips set to the proxy's address.",
 )
 def check_scheme_mismatch(ctx: CheckContext) -> Iterator[Finding]:
-    proxy = proxy_peer(observed_traffic(ctx))
+    traffic = observed_traffic(ctx)
+    proxy = proxy_peer(traffic)
     if proxy is None:
         return
     https = proxy.xfp_values.get("https", 0)
-    if significant(proxy.https_as_http, https) and proxy.https_as_http >= MAJORITY * https:
+
+    def mismatched(peer: PeerEvidence) -> bool:
+        said_https = peer.xfp_values.get("https", 0)
+        return said_https > 0 and peer.https_as_http >= MAJORITY * said_https
+
+    if (
+        significant(proxy.https_as_http, https)
+        and proxy.https_as_http >= MAJORITY * https
+        and traffic.proxies_agree(mismatched)  # not one peer's say among the proxies
+    ):
         yield ctx.finding(
             f"The proxy said https (X-Forwarded-Proto) on {https} requests, but the app saw "
             f"http on {proxy.https_as_http} of them: it builds http:// links and redirects, "
@@ -202,6 +231,11 @@ def check_too_many_hops(ctx: CheckContext) -> Iterator[Finding]:
     if trust is None or trust.x_for <= 0:
         return
     proxy = proxy_peer(traffic)
+    if proxy is None and traffic.proxy_peers():
+        ctx.skip(
+            "the proxies carried fewer than "
+            f"{MIN_SAMPLE} requests in the window: too few to count their hops"
+        )
     if proxy is None:
         carried = sum(p.with_xff for p in traffic.peers)
         yield ctx.finding(
@@ -211,9 +245,10 @@ def check_too_many_hops(ctx: CheckContext) -> Iterator[Finding]:
             observed={"x_for": trust.x_for, "requests": traffic.requests},
         )
         return
-    # The chain lengths the proxy's traffic really has: a few odd chains do not count.
-    usual = [n for n, count in proxy.chains.items() if count >= MIN_SHARE * proxy.with_xff]
-    shortest = min(usual or proxy.chains)
+    # The chain length at least half of the proxies' requests arrive with: a client can
+    # lengthen its own chain, and a minority of short ones (or a peer posing as a proxy
+    # with a few requests) does not decide how many proxies there are.
+    shortest = _median_chain(proxy.chains)
     if trust.x_for > shortest:
         yield ctx.finding(
             f"{trust.name} trusts {trust.x_for} X-Forwarded-For hops, but requests arrive with "

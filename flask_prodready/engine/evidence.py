@@ -18,7 +18,7 @@ that came from a request is made inert (:func:`inert`) before it can enter a fin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,10 @@ MIN_SHARE = 0.05
 #: and a header the proxy sets is "sent" when at least this share carries it.
 MAJORITY = 0.5
 
+#: A peer joins the proxies only with at least this share of the busiest proxy's
+#: requests: load-balancer nodes share the traffic, a client adding a few forged
+#: requests beside a real proxy does not.
+PROXY_PEER_SHARE = 0.1
 #: Longest text taken from a request (a path, a header value) shown in a finding.
 SHOWN_LENGTH = 120
 
@@ -142,16 +146,29 @@ class Evidence:
 
     def proxy_peers(self) -> list[PeerEvidence]:
         """The direct peers that carry the app's normal traffic through a proxy: those with
-        X-Forwarded-For on most of their requests, when together they carry most of the
-        traffic (one nginx, or every node of a load balancer). Empty when the server is
-        mostly reached directly: then no peer's forwarded headers are the proxy's."""
-        found = [
+        X-Forwarded-For on most of their requests and at least a tenth of the busiest such
+        peer's requests, when together they carry most of the traffic (one nginx, or every
+        node of a load balancer). Empty when the server is mostly reached directly: then no
+        peer's forwarded headers are the proxy's."""
+        forwarding = [
             peer
             for peer in self.peers
             if peer.address != "*" and peer.with_xff >= MAJORITY * peer.requests
         ]
+        if not forwarding:
+            return []
+        busiest = max(peer.requests for peer in forwarding)
+        found = [peer for peer in forwarding if peer.requests >= PROXY_PEER_SHARE * busiest]
         carried = sum(peer.requests for peer in found)
-        return found if found and carried >= MAJORITY * self.requests else []
+        return found if carried >= MAJORITY * self.requests else []
+
+    def proxies_agree(self, holds: Callable[[PeerEvidence], bool]) -> bool:
+        """Whether ``holds`` is true of proxies that carry most of the proxies' requests:
+        a verdict on the proxies' traffic that one of them alone cannot decide."""
+        members = self.proxy_peers()
+        total = sum(peer.requests for peer in members)
+        agreeing = sum(peer.requests for peer in members if holds(peer))
+        return total > 0 and agreeing >= MAJORITY * total
 
     @property
     def proxy(self) -> PeerEvidence | None:

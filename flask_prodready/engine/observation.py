@@ -43,7 +43,7 @@ MAX_CHAIN_BUCKET = 10
 #: Distinct cookie names counted per bucket.
 MAX_COOKIE_NAMES = 20
 #: Distinct direct peers counted per bucket; the rest share the key "*".
-MAX_PEERS = 32
+MAX_PEERS = 64
 #: Distinct values counted per header and kind of response per bucket; the rest share "".
 MAX_VALUES = 8
 #: Example paths kept per kind of problem and bucket.

@@ -275,3 +275,21 @@ class TestWhoIsTheProxy:
         assert [level for level, _ in messages_of(app, "proxy.missing_proxyfix", "live")] == [
             "info"
         ]
+
+    def test_a_client_beside_a_real_proxy_cannot_raise_what_the_proxy_does_not_show(
+        self, make_app: MakeApp
+    ) -> None:
+        """A proxy without X-Forwarded-Proto and ProxyFix(x_for=2, x_proto=0), two proxies
+        deep; a client adding 30 requests of its own (enough to count among the proxies)
+        with a one-entry chain and X-Forwarded-Proto https: neither a scheme mismatch nor
+        too many hops is raised, since neither is what most of the proxies' traffic shows."""
+        app = behind(make_app(), x_for=2, x_proto=0)
+        serve(app, 200, **{"X-Forwarded-For": f"{CLIENT}, 10.0.0.1"})
+        serve(
+            app,
+            12,
+            peer="127.0.3.1",
+            **{"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"},
+        )
+        assert messages_of(app, "proxy.scheme_mismatch", "live") == []
+        assert messages_of(app, "proxy.too_many_hops", "live") == []

@@ -2,19 +2,23 @@
 instance, from outside), with a gate exit code.
 
 Exit codes: 0 when no unsilenced finding is at or above ``--fail-level``, 1 when one
-is, 2 for a usage error (unknown tag, id, format or level, an unreadable remote answer),
-always one line on stderr. Each command takes exactly its own options: ``flask
-readiness`` the app's (``--gunicorn-config``, ``--audit``, ``--list``) and, with
-``--url``, remote mode's; ``prodready`` needs no app code and takes only remote mode's.
+is (and for nothing else), 2 for a usage error (unknown tag, id, format or level, an app
+or gunicorn config that fails to load, an unreadable remote answer) and for anything
+that went wrong, always one line on stderr, redacted, without a traceback. Each command
+takes exactly its own options: ``flask readiness`` the app's (``--gunicorn-config``,
+``--audit``, ``--list``) and, with ``--url``, remote mode's; ``prodready`` needs no app
+code and takes only remote mode's.
 Both render through :func:`flask_prodready.render.render`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -23,7 +27,7 @@ from flask import Flask, current_app
 from flask.cli import NoAppException, ScriptInfo
 
 from .engine.findings import CheckOutcome, Level, Report
-from .engine.redaction import Redactor
+from .engine.redaction import Redactor, UnsafeValue
 from .engine.registry import CLI, REMOTE, Registry
 from .engine.state import EXTENSION_KEY, AppState
 from .render import render
@@ -44,14 +48,72 @@ CHECK_MARGIN = 2.0
 FC = TypeVar("FC", bound=Callable[..., Any])
 
 
+def _current_redactor() -> Redactor:
+    """The redactor of the app being checked, or, before one is loaded (or in remote mode),
+    of the environment and the Sentry client alone."""
+    config = current_app.config if current_app else {}
+    return Redactor.for_config(config)
+
+
+def _lines(text: str) -> list[str]:
+    """The non-blank lines of ``text`` after masking (masked whole first, so that no line
+    keeps a piece of a secret that spans lines)."""
+    return [line.strip() for line in _current_redactor().text(text).splitlines() if line.strip()]
+
+
+def _first_line(text: str) -> str:
+    lines = _lines(text)
+    return lines[0] if lines else ""
+
+
 class UsageFailure(click.ClickException):
     """A usage error shown as one line, ``Error: <message>``, exiting 2.
 
     click's own ``UsageError`` prints the whole usage block first; a CI log wants the
-    one line that says what was wrong.
+    one line that says what was wrong. The message is redacted here, with the loaded
+    app's secrets when there is one: it may quote an option, a file or an exception.
     """
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        redactor = _current_redactor()
+        # Masked, put on one line, and masked again: joining lines could form a secret.
+        super().__init__(redactor.text(" ".join(redactor.text(message).split())))
+
+
+class _FirstLineHandler(logging.Handler):
+    """Writes the first line of each record to stderr: a crashed check's traceback stays
+    out of the command's output (the report names the exception)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(_current_redactor().text(_first_line(record.getMessage())), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+#: Loggers whose records a command shows as one line: the extension's own, and remote
+#: mode's HTTP client (which logs a server's malformed headers with a traceback).
+ONE_LINE_LOGGERS = ("flask_prodready", "urllib3")
+
+
+@contextlib.contextmanager
+def _log_lines_only() -> Iterator[None]:
+    """For the duration of a command, :data:`ONE_LINE_LOGGERS` write one line per record
+    to stderr instead of passing records (and tracebacks) on."""
+    handler = _FirstLineHandler(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ONE_LINE_LOGGERS]
+    saved = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
 
 
 class ReadinessCommand(click.Command):
@@ -75,6 +137,28 @@ class ReadinessCommand(click.Command):
                     "(PRODREADY_TOKEN or --token-env NAME), never from the command line"
                 )
             raise UsageFailure(message) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; anything unexpected becomes one line and exit 2, never a
+        traceback, and never exit 1 (which means findings)."""
+        with _log_lines_only():
+            try:
+                return super().invoke(ctx)
+            except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+                raise
+            except Exception as exc:
+                detail = _first_line(_safe_str(exc))
+                raise UsageFailure(
+                    f"flask-prodready failed: {type(exc).__name__}"
+                    + (f": {detail}" if detail else "")
+                ) from None
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose str() raises still has a type to name
+        return ""
 
 
 def _report_options(func: FC) -> FC:
@@ -173,10 +257,16 @@ def _load_app() -> tuple[Flask, AppState]:
         try:
             app = ctx.ensure_object(ScriptInfo).load_app()
         except NoAppException as exc:
-            raise UsageFailure(exc.format_message()) from None
+            # Flask puts a whole traceback in the message of an import that failed: its
+            # first line says what failed, its last line with what exception.
+            lines = _lines(exc.format_message())
+            shown = lines[0] if len(lines) < 2 else f"{lines[0]} {lines[-1]}"
+            raise UsageFailure(shown) from None
         except Exception as exc:
-            text = Redactor.for_config({}).text(str(exc).splitlines()[0] if str(exc) else "")
-            raise UsageFailure(f"the app failed to load: {type(exc).__name__}: {text}") from None
+            text = _first_line(_safe_str(exc))
+            raise UsageFailure(
+                f"the app failed to load: {type(exc).__name__}" + (f": {text}" if text else "")
+            ) from None
         ctx.with_resource(app.app_context())
     state = app.extensions.get(EXTENSION_KEY)
     if not isinstance(state, AppState):
@@ -270,9 +360,13 @@ def remote_report(
         checks=checks,
         remote=RemoteTarget(url=target.url, cafile=cafile, timeout=seconds, http_port=http_port),
     ).outcomes
-    outcomes = {
-        cid: _redacted(outcome, redactor) for cid, outcome in {**fetched.outcomes, **added}.items()
-    }
+    try:
+        outcomes = {
+            cid: _redacted(outcome, redactor)
+            for cid, outcome in {**fetched.outcomes, **added}.items()
+        }
+    except UnsafeValue as exc:  # an observed value nested too deep to show
+        raise UsageFailure(f"{target.url} answered a report that cannot be shown: {exc}") from None
     return Report(
         outcomes=outcomes,
         worker=fetched.worker,
@@ -392,10 +486,17 @@ def readiness_command(
 
     gunicorn = None
     if gunicorn_config is not None:
-        from .engine.server import load_gunicorn_config
+        from .engine.server import GunicornConfigError, load_gunicorn_config
 
         try:
             gunicorn = load_gunicorn_config(gunicorn_config)
+        except GunicornConfigError as exc:
+            # gunicorn's output may quote a value of the file (a password given as the
+            # timeout): masked whole with the app's secrets, then its last line is shown.
+            lines = _lines(exc.output)
+            raise UsageFailure(
+                f"could not read the gunicorn config {exc.path}: {lines[-1] if lines else ''}"
+            ) from None
         except ValueError as exc:
             raise UsageFailure(str(exc)) from None
     report = state.build_report(

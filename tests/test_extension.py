@@ -146,11 +146,12 @@ def test_broken_entry_point_fails_start_up_naming_it(tmp_path: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    """import flask_prodready does not import SQLAlchemy, sentry-sdk, psutil or gunicorn."""
+    """import flask_prodready does not import SQLAlchemy, sentry-sdk, psutil, gunicorn or
+    urllib3 (remote mode's HTTP client)."""
     script = (
         "import sys, flask_prodready; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'sqlalchemy', 'flask_sqlalchemy', 'sentry_sdk', 'psutil', 'gunicorn'}))"
+        "{'sqlalchemy', 'flask_sqlalchemy', 'sentry_sdk', 'psutil', 'gunicorn', 'urllib3'}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True

@@ -24,6 +24,7 @@ from flask_prodready.engine.state import get_state
 from flask_prodready.remote.reader import report_from_dict
 
 from .integration.processes import free_port
+from .stacks import needs_click_82
 from .stub_server import Canned, StubServer
 from .support import TOKEN
 
@@ -366,10 +367,11 @@ class TestUsage:
                 + ", ".join(repr(name) for name in FORMATS)
                 + ".",
             ),
-            (
+            pytest.param(
                 ["--url", "http://127.0.0.1:9/", "--gunicorn-config", "g.py"],
                 {},
                 "Error: No such option '--gunicorn-config'.",
+                marks=needs_click_82,
             ),
         ],
     )

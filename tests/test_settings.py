@@ -136,3 +136,30 @@ def test_short_token_is_not_echoed() -> None:
     with pytest.raises(ValueError, match="PRODREADY_TOKEN must be at least") as excinfo:
         ProdReady(app)
     assert "hunter2" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "Tökén-0123456789abcdef",
+        "token with spaces 0123",
+        'quoted"token-0123456789',
+        "tok=en-0123456789ab",
+    ],
+)
+def test_token_outside_rfc_6750_characters_fails_naming_the_rule(token: str) -> None:
+    """A token a client could never send in a header (non-ASCII, a space, a quote, '=' before
+    the end) fails init_app with a ValueError naming the rule, without the token."""
+    app = Flask("bad")
+    app.config["PRODREADY_TOKEN"] = token
+    with pytest.raises(ValueError, match="RFC 6750 bearer token") as excinfo:
+        ProdReady(app)
+    assert token not in str(excinfo.value)
+    assert "'-', '.', '_', '~', '+', '/', then '=' at the end" in str(excinfo.value)
+
+
+def test_base64_token_with_padding_is_accepted() -> None:
+    """A token made of RFC 6750's characters, '=' padding included, is accepted."""
+    app = Flask("good")
+    app.config["PRODREADY_TOKEN"] = "Zm9vYmFy-._~+/0123456789=="
+    ProdReady(app)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 
 from flask.helpers import get_debug_flag
 
 from ..engine.context import CheckContext
 from ..engine.findings import Finding, Level
 from ..engine.project import project_root
+from ..engine.redaction import names_a_credential, secret_weakness, url_credentials
 from ..engine.registry import check
 from ._source_scan import find_secret_in_files
 
@@ -87,6 +89,12 @@ PLACEHOLDER_WORDS = (
 FLASK_DOCS_KEY = b'_5#y2L"F4Q8z\n\xec]/'
 #: Shortest key searched for in files: a shorter value matches unrelated text.
 MIN_SEARCHABLE_LENGTH = 8
+
+#: Settings judged by checks of their own (config.secret_key_weak, _fallbacks), with
+#: stricter rules: left out of config.weak_secret.
+OWN_CHECK_SETTINGS = frozenset({"SECRET_KEY", "SECRET_KEY_FALLBACKS"})
+#: Deepest nesting of a config value looked into for secret-named keys.
+MAX_SETTING_DEPTH = 8
 
 #: Names of settings that pick an environment, in the config or in the process environment.
 ENVIRONMENT_SETTINGS = (
@@ -331,3 +339,82 @@ def check_preferred_url_scheme(ctx: CheckContext) -> Iterator[Finding]:
 def check_trusted_hosts(ctx: CheckContext) -> Iterator[Finding]:
     if not ctx.config.get("TRUSTED_HOSTS") and not ctx.config.get("SERVER_NAME"):
         yield ctx.finding("Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted.")
+
+
+def _weak_credentials(where: str, value: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
+    """``(where, why)`` for each weak credential held under a credential-named key at
+    ``where``: the value itself, or each string in a list of them."""
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("latin-1")
+    if isinstance(value, str):
+        why = secret_weakness(value) if value else None
+        if why is not None:
+            yield where, why
+    elif (
+        isinstance(value, (list, tuple))
+        and depth < MAX_SETTING_DEPTH
+        and _PLURAL_CREDENTIALS.search(where)
+    ):
+        # A list under a plural name (API_KEYS) holds credentials; a tuple under a
+        # singular one is something else: Flask-Security's SECURITY_MSG_INVALID_PASSWORD
+        # is a (message, category) pair, not two passwords.
+        for index, item in enumerate(value):
+            yield from _weak_credentials(f"{where}[{index}]", item, depth + 1)
+
+
+#: Names under which a list holds credentials (``API_KEYS``, ``ADMIN_PASSWORDS``).
+_PLURAL_CREDENTIALS = re.compile(r"(KEYS|SECRETS|PASSWORDS|TOKENS|CREDENTIALS)(\[\d+\])*$", re.I)
+
+
+def _weak_in_value(where: str, value: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
+    """Weak credentials anywhere inside a setting: under credential-named keys of its dicts,
+    and as the password or a secret-named query parameter of a URL in its strings."""
+    if depth > MAX_SETTING_DEPTH:
+        return
+    if isinstance(value, str):
+        for part, written in url_credentials(value):
+            if part == "user":
+                continue
+            credential = unquote(written) if part == "password" else unquote_plus(written)
+            why = secret_weakness(credential) if credential else None
+            if why is not None:
+                yield f"the {'password' if part == 'password' else part} in {where}", why
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            inner = f"{where}[{key!r}]"
+            if isinstance(key, str) and names_a_credential(key):
+                yield from _weak_credentials(inner, item, depth + 1)
+            else:
+                yield from _weak_in_value(inner, item, depth + 1)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            yield from _weak_in_value(f"{where}[{index}]", item, depth + 1)
+
+
+@check(
+    "config.weak_secret",
+    level=Level.ERROR,
+    tags=["security"],
+    title="No secret in the config is too short or too common",
+    hint="Replace it with a long random value (python -c 'import secrets; "
+    "print(secrets.token_urlsafe(32))'), set where the service that checks it expects it, "
+    "and load it from the environment or a secrets file. A value that short or that common "
+    "is guessed, and it is masked in reports only where it stands alone.",
+)
+def check_weak_secret(ctx: CheckContext) -> Iterator[Finding]:
+    seen: set[tuple[str, str]] = set()
+    for name, value in ctx.config.items():
+        if not isinstance(name, str) or name in OWN_CHECK_SETTINGS:
+            continue
+        found = (
+            _weak_credentials(name, value)
+            if names_a_credential(name)
+            else _weak_in_value(name, value)
+        )
+        for where, why in found:
+            if (where, why) in seen:
+                continue
+            seen.add((where, why))
+            yield ctx.finding(
+                f"{where} holds a secret too weak to keep: {why}.", observed={"setting": where}
+            )

@@ -19,6 +19,12 @@ A check that raises is reported as ``prodready.check_crashed`` with its id and t
 exception type; the traceback goes to the ``flask_prodready`` logger, redacted. A pure
 check that overran its time is reported as ``prodready.check_timeout`` too (it delayed
 the report: it should have declared itself blocking).
+
+What a check hands back is made public inside the same isolation, in the check's own
+thread: silenced, redacted, its ``observed`` made JSON-safe. A finding that cannot be made
+safe (an ``observed`` that contains itself, a tuple as a key, an object whose ``str()``
+raises) makes that check ``prodready.check_crashed``, and only that check: the report,
+and every other check's result in it, is still built.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ ENGINE_CHECKS = (CHECK_CRASHED, CHECK_TIMEOUT)
 
 #: Longest exception message kept in a crash finding.
 MAX_EXCEPTION_MESSAGE = 300
+#: How the crash finding of a check whose findings cannot be made public begins.
+UNSHOWABLE = "handed back a finding that cannot be shown:"
 #: Most findings one check run may give; more is a bug in the check (reported as a crash).
 MAX_FINDINGS = 1000
 _MODE_NAMES = {LIVE: "the running server", CLI: "the command line", REMOTE: "a remote client"}
@@ -97,6 +105,29 @@ class _Attempt:
 
     future: Future[CheckOutcome]
     started: float
+
+
+@dataclass(frozen=True)
+class _Publisher:
+    """Turns what a check handed back into its public form: silenced, redacted, JSON-safe.
+
+    Called inside the check's isolation, so a finding that cannot be made safe is that
+    check's crash, never the report's.
+    """
+
+    silenced: Mapping[str, str]
+    redactor: Redactor
+
+    def finding(self, finding: Finding) -> Finding:
+        reason = self.silenced.get(finding.id)
+        if reason is not None:
+            finding = replace(finding, silenced=True, silence_reason=reason)
+        level = Level.parse(finding.level)
+        tags = tuple(str(tag) for tag in finding.tags)
+        return self.redactor.finding(replace(finding, level=level, tags=tags))
+
+    def reason(self, reason: object) -> str:
+        return self.redactor.text(str(reason))
 
 
 def _engine_finding(template: Check, check: Check, message: str, observed: object) -> Finding:
@@ -158,6 +189,7 @@ class Runner:
         Blocking checks start first, so they wait on their servers while the pure ones run.
         """
         start = time.monotonic()
+        publisher = _Publisher(silenced, redactor)
         outcomes: dict[str, CheckOutcome] = {}
         pure: list[Check] = []
         waiting: list[tuple[Check, _Attempt]] = []
@@ -170,14 +202,14 @@ class Runner:
                     elif not item.blocking:
                         pure.append(item)
                     else:
-                        waiting.append((item, self._attempt(item, env, start, timeout, redactor)))
+                        waiting.append((item, self._attempt(item, env, start, timeout, publisher)))
 
             for item in pure:
                 allowed = item.timeout or timeout
                 ctx = CheckContext(env=env, check=item, deadline=time.monotonic() + allowed)
-                outcome = self._execute(item, ctx, redactor)
+                outcome = self._execute(item, ctx, publisher)
                 outcomes[item.id] = (
-                    self._overran(item, allowed, outcome)
+                    self._overran(item, allowed, outcome, publisher)
                     if outcome.duration is not None and outcome.duration > allowed
                     else outcome
                 )
@@ -190,14 +222,18 @@ class Runner:
                     )
                 except concurrent.futures.TimeoutError:
                     earlier = start - attempt.started if attempt.started < start - 0.001 else None
-                    outcomes[item.id] = self._timed_out(item, allowed, earlier)
+                    outcomes[item.id] = self._timed_out(item, allowed, earlier, publisher)
         finally:
             env.resources.close()
-
-        return {cid: self._finish(outcome, silenced, redactor) for cid, outcome in outcomes.items()}
+        return outcomes
 
     def _attempt(
-        self, item: Check, env: RunEnvironment, start: float, timeout: float, redactor: Redactor
+        self,
+        item: Check,
+        env: RunEnvironment,
+        start: float,
+        timeout: float,
+        publisher: _Publisher,
     ) -> _Attempt:
         """The running attempt of ``item`` (joined), or a new one on a thread of its own.
 
@@ -211,7 +247,7 @@ class Runner:
 
         def work() -> CheckOutcome:
             try:
-                return self._execute(item, ctx, redactor)
+                return self._execute(item, ctx, publisher)
             finally:
                 with self._lock:
                     if self._running.get(item.id) is attempt:
@@ -232,7 +268,9 @@ class Runner:
         return None
 
     @staticmethod
-    def _timed_out(item: Check, timeout: float, earlier: float | None) -> CheckOutcome:
+    def _timed_out(
+        item: Check, timeout: float, earlier: float | None, publisher: _Publisher
+    ) -> CheckOutcome:
         if earlier is None:
             message = f"check {item.id} did not finish within {timeout:g} s"
         else:
@@ -243,77 +281,85 @@ class Runner:
         finding = _engine_finding(
             CHECK_TIMEOUT, item, message, {"check": item.id, "timeout": timeout}
         )
-        return CheckOutcome(item.id, Status.ERROR, (finding,), reason="timed out")
+        return CheckOutcome(
+            item.id, Status.ERROR, (publisher.finding(finding),), reason="timed out"
+        )
 
     @staticmethod
-    def _overran(item: Check, allowed: float, outcome: CheckOutcome) -> CheckOutcome:
+    def _overran(
+        item: Check, allowed: float, outcome: CheckOutcome, publisher: _Publisher
+    ) -> CheckOutcome:
         """A pure check that took longer than its time: it held up the whole report."""
         message = (
             f"check {item.id} took {outcome.duration:.1f} s, more than its {allowed:g} s; it "
             "is declared pure, so it ran in the thread that asked for the report and delayed "
             "it (declare blocking=True for a check that waits on anything)"
         )
-        finding = _engine_finding(
-            CHECK_TIMEOUT, item, message, {"check": item.id, "timeout": allowed}
+        finding = publisher.finding(
+            _engine_finding(CHECK_TIMEOUT, item, message, {"check": item.id, "timeout": allowed})
         )
         return replace(
             outcome, status=Status.ERROR, findings=(*outcome.findings, finding), reason="timed out"
         )
 
     @staticmethod
-    def _execute(item: Check, ctx: CheckContext, redactor: Redactor) -> CheckOutcome:
-        """Run one check in an app context; whatever happens becomes its outcome."""
+    def _execute(item: Check, ctx: CheckContext, publisher: _Publisher) -> CheckOutcome:
+        """Run one check in an app context and make what it handed back public (silenced,
+        redacted, JSON-safe); whatever happens becomes its outcome."""
         begun = time.monotonic()
         try:
-            with ctx.app.app_context():
-                findings = _collect(item, item(ctx))
-            status = Status.FAIL if findings else Status.PASS
-            return CheckOutcome(item.id, status, findings, duration=time.monotonic() - begun)
-        except CheckSkipped as skipped:
-            return CheckOutcome(
-                item.id,
-                Status.SKIPPED,
-                reason=skipped.reason,
-                duration=time.monotonic() - begun,
-            )
-        except BaseException as exc:
-            # BaseException too: SystemExit or KeyboardInterrupt raised by a check would
-            # otherwise end its thread unreported, and the check would read as timed out.
-            name = type(exc).__name__
             try:
-                described = str(exc)
-            except Exception:  # an exception whose str() raises is still a crash to report
-                described = ""
-            # Masked before it is cut: a secret across the cut would leave a piece behind.
-            text = redactor.text(described)[:MAX_EXCEPTION_MESSAGE]
-            message = f"check {item.id} raised {name}" + (f": {text}" if text else "")
-            finding = _engine_finding(
-                CHECK_CRASHED, item, message, {"check": item.id, "exception": name}
-            )
-            logger.error(
-                "flask-prodready check %s crashed:\n%s",
-                item.id,
-                redactor.text("".join(traceback.format_exception(exc))),
-            )
-            return CheckOutcome(
-                item.id,
-                Status.ERROR,
-                (finding,),
-                reason=f"raised {name}",
-                duration=time.monotonic() - begun,
-            )
+                with ctx.app.app_context():
+                    findings = _collect(item, item(ctx))
+            except CheckSkipped as skipped:
+                return CheckOutcome(
+                    item.id,
+                    Status.SKIPPED,
+                    reason=publisher.reason(skipped.reason),
+                    duration=time.monotonic() - begun,
+                )
+            except BaseException as exc:
+                # BaseException too: SystemExit or KeyboardInterrupt raised by a check would
+                # otherwise end its thread unreported, and the check would read as timed out.
+                return _crashed(item, exc, publisher, begun, what="raised")
+            try:
+                published = tuple(publisher.finding(f) for f in findings)
+            except Exception as exc:
+                return _crashed(item, exc, publisher, begun, what=UNSHOWABLE)
+            status = Status.FAIL if published else Status.PASS
+            return CheckOutcome(item.id, status, published, duration=time.monotonic() - begun)
+        except BaseException as exc:  # a skip reason that cannot be shown, say
+            return _crashed(item, exc, publisher, begun, what="raised")
 
-    @staticmethod
-    def _finish(
-        outcome: CheckOutcome, silenced: Mapping[str, str], redactor: Redactor
-    ) -> CheckOutcome:
-        if not outcome.findings and outcome.reason is None:
-            return outcome  # a pass: nothing to silence or mask
-        findings = []
-        for finding in outcome.findings:
-            reason = silenced.get(finding.id)
-            if reason is not None:
-                finding = replace(finding, silenced=True, silence_reason=reason)
-            findings.append(redactor.finding(finding))
-        reason = None if outcome.reason is None else redactor.text(outcome.reason)
-        return replace(outcome, findings=tuple(findings), reason=reason)
+
+def _crashed(
+    item: Check, exc: BaseException, publisher: _Publisher, begun: float, *, what: str
+) -> CheckOutcome:
+    """The outcome of a check that raised, or whose findings could not be made public: a
+    ``prodready.check_crashed`` finding naming the exception type, and the redacted
+    traceback in the log, after a first line that says what happened."""
+    name = type(exc).__name__
+    try:
+        described = str(exc)
+    except Exception:  # an exception whose str() raises is still a crash to report
+        described = ""
+    redactor = publisher.redactor
+    # Masked before it is cut: a secret across the cut would leave a piece behind.
+    text = redactor.text(described)[:MAX_EXCEPTION_MESSAGE]
+    happened = f"{what} {name}" + (f": {text}" if text else "")
+    finding = _engine_finding(
+        CHECK_CRASHED, item, f"check {item.id} {happened}", {"check": item.id, "exception": name}
+    )
+    logger.error(
+        "flask-prodready check %s crashed (%s)\n%s",
+        item.id,
+        happened,
+        redactor.text("".join(traceback.format_exception(exc)).rstrip()),
+    )
+    return CheckOutcome(
+        item.id,
+        Status.ERROR,
+        (publisher.finding(finding),),
+        reason=f"raised {name}" if what == "raised" else f"its finding cannot be shown ({name})",
+        duration=time.monotonic() - begun,
+    )

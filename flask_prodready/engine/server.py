@@ -115,8 +115,23 @@ def live_gunicorn_settings() -> GunicornSettings | None:
     return found
 
 
+class GunicornConfigError(ValueError):
+    """A gunicorn config file gunicorn could not read. The message is one line, the last
+    of what gunicorn printed; ``output`` is all of it, for a front end that masks secrets
+    in the whole text before it picks a line (a secret may span lines)."""
+
+    def __init__(self, path: str, output: str) -> None:
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        super().__init__(
+            f"could not read the gunicorn config {path}: {lines[-1] if lines else output}"
+        )
+        self.path = path
+        self.output = output
+
+
 def load_gunicorn_config(path: str) -> GunicornSettings:
-    """Read a gunicorn config file with gunicorn's own loader; ``ValueError`` when it fails.
+    """Read a gunicorn config file with gunicorn's own loader; ``ValueError`` when it fails
+    (:class:`GunicornConfigError` when gunicorn refused the file).
 
     gunicorn prints and exits on a bad file; both are caught and turned into one message.
     """
@@ -144,9 +159,10 @@ def load_gunicorn_config(path: str) -> GunicornSettings:
             loader.load_default_config()
             loader.load_config_from_file(path)
     except (Exception, SystemExit) as exc:
-        lines = [ln for ln in captured.getvalue().splitlines() if ln.strip()]
-        detail = lines[-1] if lines else f"{type(exc).__name__}: {exc}"
-        raise ValueError(f"could not read the gunicorn config {path}: {detail.strip()}") from None
+        output = captured.getvalue()
+        if not output.strip():
+            output = f"{type(exc).__name__}: {exc}"
+        raise GunicornConfigError(path, output) from None
     return _from_config(loader.cfg, os.path.basename(path))
 
 

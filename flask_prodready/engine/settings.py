@@ -16,6 +16,8 @@ from typing import Any
 
 #: Shortest bearer token accepted: a guessable token would expose the report.
 MIN_TOKEN_LENGTH = 16
+#: RFC 6750's b64token: what a client can send after ``Bearer`` in a header.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: Upper bound for the per-check timeout; a report slower than this is no health check.
 MAX_CHECK_TIMEOUT = 300.0
 #: Longest evidence window: a day of traffic is already more than a verdict should carry.
@@ -125,6 +127,14 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
                 f"PRODREADY_TOKEN must be at least {MIN_TOKEN_LENGTH} characters without "
                 "surrounding spaces; make one with: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if not TOKEN_PATTERN.fullmatch(token):
+            # A client sends the token in a header: outside RFC 6750's token characters
+            # (non-ASCII, spaces, quotes) it could be configured but never presented.
+            raise ValueError(
+                "PRODREADY_TOKEN must use only the characters of an RFC 6750 bearer token "
+                "(ASCII letters, digits, '-', '.', '_', '~', '+', '/', then '=' at the end); "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
     silenced = config["PRODREADY_SILENCED"]

@@ -3,30 +3,44 @@
 ``prodready --url URL`` and ``flask readiness --url URL`` ask ``GET /_readiness`` of a
 running server with the bearer token from the environment and turn the JSON body back
 into a report. Everything that keeps the report from being read (no token, a refused
-token, a 404, a server that does not answer, a TLS error, an answer that is not a report)
-raises :class:`RemoteError` with one line, already redacted; the command line prints it
-and exits 2. The token is read from the environment only, is sent only to the URL given
-(redirects are not followed), and is masked in every message.
+token, a 404, a server that does not answer, a TLS error, an answer that is not a
+report: too big, too deep, not JSON, the wrong shape) raises :class:`RemoteError` with
+one line, already redacted; the command line prints it and exits 2. The token is read
+from the environment only, is sent only to the URL given (redirects are not followed,
+proxies are not used), and is masked in every message.
+
+HTTP is urllib3's (imported when a report is fetched, not with the package). Its
+timeouts bound each socket operation, which a server that trickles its headers or body
+a byte at a time never trips; so the exchange runs on a daemon thread, and the caller
+waits for it until one deadline, ``--timeout`` seconds after the start, then shuts the
+connection down and reports the timeout. Connecting, the TLS handshake, the headers and
+the body all fall under that one deadline.
 """
 
 from __future__ import annotations
 
-import http.client
+import concurrent.futures
+import contextlib
 import json
 import os
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlencode, urlsplit
 
 from .._version import __version__
 from ..engine.findings import Report
 from ..engine.redaction import Redactor
+from ..engine.runner import in_daemon_thread
 from .reader import report_from_dict
+
+if TYPE_CHECKING:
+    from urllib3.connection import HTTPConnection
 
 #: Where the token is read from unless ``--token-env NAME`` names another variable.
 DEFAULT_TOKEN_ENV = "PRODREADY_TOKEN"
@@ -39,6 +53,10 @@ MAX_TIMEOUT = 120.0
 CHECK_MARGIN = 2.0
 #: Largest answer read; a report is a few kilobytes.
 MAX_BODY = 16 * 1024 * 1024
+#: Deepest nesting of JSON read as a report. A report is a few levels deep, and the
+#: ``observed`` values in it at most 32 more; a body nested deeper was built to exhaust
+#: the reader's stack.
+MAX_DEPTH = 48
 #: Longest text of the server's own error message shown in the one-line error.
 SHOWN_ERROR = 200
 _READ_CHUNK = 64 * 1024
@@ -151,6 +169,125 @@ def _one_line(text: str, limit: int = SHOWN_ERROR) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def _too_deep(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests lists and objects deeper than ``limit`` (walked without
+    recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            items: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            items = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((item, depth + 1) for item in items)
+    return False
+
+
+class _TooBig(Exception):
+    """The answer is larger than :data:`MAX_BODY`."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What the server answered: status line, the headers that matter, and the body."""
+
+    status: int
+    reason: str
+    content_type: str
+    location: str | None
+    body: bytes
+
+
+class _Exchange:
+    """One ``GET`` with urllib3, run on a thread of its own; :meth:`abort` ends it from the
+    thread that waits."""
+
+    def __init__(
+        self,
+        target: Target,
+        path: str,
+        headers: Mapping[str, str],
+        context: ssl.SSLContext,
+        deadline: float,
+    ) -> None:
+        self.target = target
+        self.path = path
+        self.headers = dict(headers)
+        self.context = context
+        self.deadline = deadline
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._connection: HTTPConnection | None = None
+        self._aborted = False
+
+    def _left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0 or self._aborted:
+            raise TimeoutError
+        return left
+
+    def run(self) -> _Answer:
+        from urllib3.connection import HTTPConnection, HTTPSConnection
+
+        target = self.target
+        connection: HTTPConnection
+        if target.scheme == "https":
+            connection = HTTPSConnection(
+                target.host, target.port, timeout=self._left(), ssl_context=self.context
+            )
+        else:
+            connection = HTTPConnection(target.host, target.port, timeout=self._left())
+        with self._lock:
+            self._connection = connection
+            if self._aborted:
+                raise TimeoutError
+        try:
+            connection.connect()
+            self.connected.set()
+            connection.timeout = self._left()
+            connection.request("GET", self.path, headers=self.headers, preload_content=False)
+            response = connection.getresponse()
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MAX_BODY:
+                raise _TooBig
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if connection.sock is not None:
+                    connection.sock.settimeout(self._left())
+                chunk = response.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise _TooBig
+                chunks.append(chunk)
+            return _Answer(
+                status=response.status,
+                reason=response.reason or "",
+                content_type=response.headers.get("Content-Type", ""),
+                location=response.headers.get("Location"),
+                body=b"".join(chunks),
+            )
+        finally:
+            connection.close()
+
+    def abort(self) -> None:
+        """Stop the exchange where it is: the socket is shut down, so a read waiting on
+        it returns at once (closing alone would not wake it)."""
+        with self._lock:
+            self._aborted = True
+            sock = None if self._connection is None else self._connection.sock
+        if sock is not None:
+            # The plain socket's shutdown, also under TLS: it ends the read at once.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _Fetch:
     """One ``GET`` of the report, with every way it can fail turned into one line."""
 
@@ -163,29 +300,38 @@ class _Fetch:
     def fail(self, message: str) -> RemoteError:
         return _fail(self.redactor.text(message))
 
+    def shown(self, text: str, limit: int = SHOWN_ERROR) -> str:
+        """Text from the server or an exception, masked, then on one line and cut: masked
+        first, so neither joining its lines nor the cut can leave a piece of a secret."""
+        return _one_line(self.redactor.text(text), limit)
+
     def connection_error(
         self, exc: BaseException, *, cafile: str | None, timeout: float
     ) -> RemoteError:
         where = self.target.netloc
-        if isinstance(exc, ssl.SSLCertVerificationError):
+        # urllib3 wraps the socket's own error (refused, unresolvable) in one of its own.
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        if isinstance(cause, ssl.SSLCertVerificationError):
             advice = (
                 f"--cafile {cafile} does not vouch for it"
                 if cafile
                 else "pass --cafile FILE to trust a private CA"
             )
-            return self.fail(f"TLS verification of {where} failed: {exc.verify_message}; {advice}")
-        if isinstance(exc, ssl.SSLError):
-            reason = exc.reason or _one_line(str(exc))
+            return self.fail(
+                f"TLS verification of {where} failed: {cause.verify_message}; {advice}"
+            )
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or self.shown(str(cause))
             if reason == "WRONG_VERSION_NUMBER":  # the usual answer of a plain-HTTP port
                 reason += " (is it a plain http:// server?)"
             return self.fail(f"TLS handshake with {where} failed: {reason}")
-        if isinstance(exc, socket.gaierror):
-            return self.fail(f"could not resolve {self.target.host}: {exc.strerror}")
-        if isinstance(exc, ConnectionRefusedError):
+        if isinstance(cause, socket.gaierror):
+            return self.fail(f"could not resolve {self.target.host}: {cause.strerror}")
+        if isinstance(cause, ConnectionRefusedError):
             return self.fail(f"could not connect to {where}: connection refused")
-        if isinstance(exc, TimeoutError):
+        if isinstance(cause, TimeoutError) or type(exc).__name__ == "ConnectTimeoutError":
             return self.fail(f"could not connect to {where} within {timeout:g} s (--timeout)")
-        reason = getattr(exc, "strerror", None) or _one_line(str(exc)) or type(exc).__name__
+        reason = getattr(cause, "strerror", None) or self.shown(str(cause)) or type(cause).__name__
         return self.fail(f"could not connect to {where}: {reason}")
 
     def run(
@@ -199,85 +345,67 @@ class _Fetch:
     ) -> Report:
         target = self.target
         query = urlencode([*(("tag", t) for t in tags), *(("exclude", i) for i in exclude)])
-        path = target.path + (f"?{query}" if query else "")
-        connection: http.client.HTTPConnection
-        if target.scheme == "https":
-            connection = http.client.HTTPSConnection(
-                target.host, target.port, timeout=timeout, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
+        exchange = _Exchange(
+            target,
+            target.path + (f"?{query}" if query else ""),
+            {
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/health+json, application/json;q=0.9",
+                "User-Agent": f"flask-prodready/{__version__} (remote)",
+            },
+            context,
+            time.monotonic() + timeout,
+        )
+        too_slow = self.fail(f"{target.url} did not answer within {timeout:g} s (--timeout)")
+        future = in_daemon_thread("prodready:remote", exchange.run)
         try:
-            try:
-                connection.connect()
-            except OSError as exc:
+            answer = future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            exchange.abort()
+            if exchange.connected.is_set():
+                raise too_slow from None
+            raise self.fail(
+                f"could not connect to {target.netloc} within {timeout:g} s (--timeout)"
+            ) from None
+        except _TooBig:
+            raise self.fail(
+                f"{target.url} answered more than {MAX_BODY // (1024 * 1024)} MB: "
+                "not a readiness report"
+            ) from None
+        except Exception as exc:
+            if not exchange.connected.is_set():
                 raise self.connection_error(exc, cafile=cafile, timeout=timeout) from None
-            deadline = time.monotonic() + timeout
-            try:
-                connection.request(
-                    "GET",
-                    path,
-                    headers={
-                        "Authorization": f"Bearer {self.token}",
-                        "Accept": "application/health+json, application/json;q=0.9",
-                        "User-Agent": f"flask-prodready/{__version__} (remote)",
-                    },
-                )
-                response = connection.getresponse()
-                body = self._read(response, connection, deadline)
-            except TimeoutError:
-                raise self.fail(
-                    f"{target.url} did not answer within {timeout:g} s (--timeout)"
-                ) from None
-            except http.client.HTTPException as exc:
-                raise self.fail(
-                    f"{target.url} did not answer with HTTP ({type(exc).__name__})"
-                ) from None
-            except OSError as exc:
-                raise self.connection_error(exc, cafile=cafile, timeout=timeout) from None
-        finally:
-            connection.close()
-        return self.judge(response, body)
+            if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+                raise too_slow from None
+            raise self.fail(
+                f"{target.url} did not answer with HTTP ({type(exc).__name__})"
+            ) from None
+        return self.judge(answer)
 
-    def _read(
-        self,
-        response: http.client.HTTPResponse,
-        connection: http.client.HTTPConnection,
-        deadline: float,
-    ) -> bytes:
-        """The body, within the deadline and the size limit."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            if connection.sock is not None:
-                connection.sock.settimeout(left)
-            chunk = response.read(_READ_CHUNK)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise self.fail(
-                    f"{self.target.url} answered more than {MAX_BODY // (1024 * 1024)} MB: "
-                    "not a readiness report"
-                )
-            chunks.append(chunk)
-
-    def judge(self, response: http.client.HTTPResponse, body: bytes) -> Report:
+    def judge(self, answer: _Answer) -> Report:
         """The report in a ``200``/``503`` answer, or the one line that says why there is none."""
         url = self.target.url
-        status = response.status
-        content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        status = answer.status
+        content_type = answer.content_type.split(";")[0].strip().lower()
         data: Any = None
         if content_type.endswith(("/json", "+json")):
             try:
-                data = json.loads(body)
+                data = json.loads(answer.body)
+            except RecursionError:
+                data = None
+                too_deep = True
             except ValueError:
                 data = None
+                too_deep = False
+            else:
+                too_deep = _too_deep(data, MAX_DEPTH)
+            if too_deep:
+                raise self.fail(
+                    f"{url} answered {status} with JSON nested deeper than {MAX_DEPTH} "
+                    "levels: not a readiness report"
+                )
         error = data.get("error") if isinstance(data, Mapping) else None
-        detail = f": {_one_line(error)}" if isinstance(error, str) and error.strip() else ""
+        detail = f": {self.shown(error)}" if isinstance(error, str) and error.strip() else ""
         if status == 401:
             raise self.fail(
                 f"{url} answered 401: the token in {self.token_env} was refused (set "
@@ -289,7 +417,7 @@ class _Fetch:
                 "the server, and is the path its PRODREADY_READINESS_PATH?)"
             )
         if 300 <= status < 400:
-            location = _one_line(response.getheader("Location") or "nowhere")
+            location = self.shown(answer.location or "nowhere")
             raise self.fail(
                 f"{url} answered {status}, a redirect to {location}: not followed, so the "
                 "token goes nowhere else; use the final URL"
@@ -297,15 +425,15 @@ class _Fetch:
         if status in _REPORT_STATUSES and isinstance(data, Mapping) and "error" not in data:
             try:
                 return report_from_dict(data)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise self.fail(
                     f"{url} answered {status} with JSON that is not a readiness report: "
-                    f"{_one_line(str(exc))}"
+                    f"{self.shown(str(exc))}"
                 ) from None
         if detail:
             raise self.fail(f"{url} answered {status}{detail}")
         shown_type = content_type or "no content type"
-        phrase = _one_line(response.reason or "", 60)
+        phrase = self.shown(answer.reason, 60)
         raise self.fail(
             f"{url} answered {' '.join(filter(None, [str(status), phrase]))} with {shown_type}, "
             "not a readiness report"

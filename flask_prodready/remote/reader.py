@@ -8,7 +8,8 @@ in ``observed``). A finding is never dropped: one whose check is missing from
 ``checks`` gets an outcome of its own.
 
 Every problem raises ``ValueError`` naming the field, so a front end can say in one line
-why an answer is not a readiness report.
+why an answer is not a readiness report. Values are quoted whole: the front end masks
+secrets in the message before it cuts it to length, so no piece of one is left.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def finding_from_dict(data: Any) -> Finding:
     """One entry of ``findings``."""
     if not isinstance(data, Mapping):
         raise ValueError("an entry of 'findings' is not an object")
-    where = f"finding {str(data.get('id'))[:80]!r}"
+    where = f"finding {str(data.get('id'))!r}"
     check_id = _field(data, "id", str, where)
     try:
         level = Level.parse(_field(data, "level", str, where))
@@ -93,12 +94,12 @@ def report_from_dict(data: Any) -> Report:
     outcomes: dict[str, CheckOutcome] = {}
     for check_id, entry in checks.items():
         if not isinstance(entry, Mapping):
-            raise ValueError(f"checks[{str(check_id)[:80]!r}] is not an object")
-        label = f"checks[{check_id[:80]!r}]"
+            raise ValueError(f"checks[{str(check_id)!r}] is not an object")
+        label = f"checks[{check_id!r}]"
         value = _field(entry, "status", str, label)
         status = next((s for s in _OUTCOME_STATUSES if s.value == value), None)
         if status is None:
-            raise ValueError(f"{label}: unknown status {value[:40]!r}")
+            raise ValueError(f"{label}: unknown status {value!r}")
         outcomes[check_id] = CheckOutcome(
             check_id,
             status,

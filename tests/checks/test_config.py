@@ -330,3 +330,98 @@ class TestTrustedHosts:
         assert messages_of(make_app(), "config.trusted_hosts") == []
         app = make_app(TRUSTED_HOSTS=None, SERVER_NAME="app.example.com")
         assert messages_of(app, "config.trusted_hosts") == []
+
+
+COMMON = "it is a common word or password"
+SHORT = "it is shorter than 8 characters"
+
+
+class TestWeakSecret:
+    @pytest.mark.parametrize(
+        ("config", "expected"),
+        [
+            (
+                {"ADMIN_PASSWORD": "password"},
+                [f"ADMIN_PASSWORD holds a secret too weak to keep: {COMMON}."],
+            ),
+            (
+                {"MAIL_PASSWORD": "hunter2"},
+                [f"MAIL_PASSWORD holds a secret too weak to keep: {SHORT}."],
+            ),
+            (
+                {"STRIPE_API_KEY": "sunshine"},
+                [f"STRIPE_API_KEY holds a secret too weak to keep: {COMMON}."],
+            ),
+            (
+                {"SQLALCHEMY_DATABASE_URI": "postgresql://app:app@db/app"},
+                [
+                    "the password in SQLALCHEMY_DATABASE_URI holds a secret too weak to keep: "
+                    f"{SHORT}."
+                ],
+            ),
+            (
+                {"CACHE_REDIS_URL": "redis://cache:6379/0?password=changeme"},
+                [
+                    "the query parameter 'password' in CACHE_REDIS_URL holds a secret too weak "
+                    f"to keep: {COMMON}."
+                ],
+            ),
+            (
+                {"SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"password": "postgres"}}},
+                [
+                    "SQLALCHEMY_ENGINE_OPTIONS['connect_args']['password'] holds a secret too "
+                    f"weak to keep: {COMMON}."
+                ],
+            ),
+            (
+                {"API_TOKENS": ["x" * 40, "abc"]},
+                [f"API_TOKENS[1] holds a secret too weak to keep: {SHORT}."],
+            ),
+        ],
+        ids=["common-word", "short", "api-key", "url-password", "url-query", "nested", "list"],
+    )
+    def test_fires(self, make_app: MakeApp, config: dict[str, object], expected: list[str]) -> None:
+        """A credential-named setting, a URL's password or secret query parameter, or a
+        nested credential that is short or common is an error naming where, never the value."""
+        assert messages_of(make_app(**config), "config.weak_secret") == [
+            ("error", message) for message in expected
+        ]
+
+    def test_names_the_setting_never_the_value(self, make_app: MakeApp) -> None:
+        """The finding names the setting in its message and observed value; the value is in
+        neither."""
+        outcome = outcome_of(make_app(ADMIN_PASSWORD="sunshine"), "config.weak_secret")
+        [finding] = outcome.findings
+        assert finding.observed == {"setting": "ADMIN_PASSWORD"}
+        assert "sunshine" not in repr(finding)
+
+    @pytest.mark.parametrize(
+        "config",
+        [
+            {"ADMIN_PASSWORD": secrets.token_urlsafe(24)},
+            {"SQLALCHEMY_DATABASE_URI": f"postgresql://app:{secrets.token_hex(16)}@db/app"},
+            {"MAIL_PASSWORD": None, "API_TOKEN": ""},
+            # Settings about a secret, not secrets: their values are words by design.
+            {"SECURITY_PASSWORD_HASH": "bcrypt", "JWT_TOKEN_LOCATION": ["headers"]},
+            {"SECURITY_PASSWORD_COMPLEXITY_CHECKER": "zxcvbn"},
+            # Judged by config.secret_key_weak and config.secret_key_fallbacks instead.
+            {"SECRET_KEY_FALLBACKS": ["dev"]},
+        ],
+        ids=["random", "random-url-password", "unset", "settings", "not-a-credential", "own-check"],
+    )
+    def test_quiet(self, make_app: MakeApp, config: dict[str, object]) -> None:
+        """Long random secrets, unset ones, settings about secrets and the keys with checks
+        of their own: no finding."""
+        assert messages_of(make_app(**config), "config.weak_secret") == []
+
+
+def test_weak_secret_leaves_message_pairs_alone(make_app: Callable[..., Flask]) -> None:
+    """Flask-Security's (message, category) tuples under *_PASSWORD names are no credentials;
+    a list under a plural name is judged item by item."""
+    app = make_app(
+        SECURITY_MSG_INVALID_PASSWORD=("Invalid password", "error"),
+        API_KEYS=["k" * 40, "short"],
+    )
+    found = messages_of(app, "config.weak_secret")
+    assert len(found) == 1
+    assert found[0][1].startswith("API_KEYS[1] holds a secret too weak to keep")

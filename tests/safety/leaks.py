@@ -14,12 +14,14 @@ all three mixed in one string:
 - any Unicode character that UTF-8 can encode, except lone surrogates (no config file,
   environment or header can hold one) and control characters outside ``printable``.
 
-Eight characters at least, because values shorter than ``MIN_SECRET_LENGTH`` are
-deliberately not masked inside free text (docs/configuration.md), and a longer floor
-keeps accidental matches rare. A drawn secret can still occur in the reports' fixed
-text by chance (eight spaces are JSON indentation, ``"secret_key"`` is part of a check
-id): the test then rejects the example with ``hypothesis.assume`` against
-:func:`vocabulary`, the text the same app prints when it holds placeholder secrets.
+Eight characters at least, because values shorter than ``MIN_TEXT_SECRET_LENGTH`` (and
+common words) are deliberately masked only where they stand as a whole value, not inside
+free text (docs/configuration.md); :func:`leaks` leaves such weak secrets out (the
+reference set's ``changeme``), and ``config.weak_secret`` reports them instead. A drawn
+secret can still occur in the reports' fixed text by chance (eight spaces are JSON
+indentation, ``"secret_key"`` is part of a check id): the test then rejects the example
+with ``hypothesis.assume`` against :func:`vocabulary`, the text the same app prints when
+it holds placeholder secrets.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from hypothesis import strategies as st
 from flask_prodready import CheckContext, Finding, ProdReady
 from flask_prodready.cli import FORMATS as CLI_FORMATS
 from flask_prodready.engine.findings import Level
+from flask_prodready.engine.redaction import secret_weakness
 from flask_prodready.engine.registry import CLI
 from flask_prodready.engine.state import get_state
 from flask_prodready.render import render
@@ -121,10 +124,12 @@ def forms(secret: str) -> set[str]:
 
 
 def leaks(secrets: Secrets, outputs: dict[str, str]) -> list[tuple[str, str]]:
-    """(surface, secret) for each secret found, in any of its forms, in an output."""
+    """(surface, secret) for each secret safe to mask in prose found, in any of its forms,
+    in an output (a weak one is masked only where it stands alone, by design)."""
     return [
         (surface, secret)
         for secret in (*secrets.values(), TOKEN)
+        if secret_weakness(secret) is None
         for surface, text in outputs.items()
         if any(form in text for form in forms(secret))
     ]

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: bench demo docs test lint format clean
+.PHONY: bench demo docs test stacks lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ docs: $(STAMP)
 test: $(STAMP) docs
 	$(PY) -m pytest
 
+## stacks: the unit suite on the oldest and the newest supported stack (noxfile.py), each in a
+## virtualenv of its own under .nox/ installed from PyPI; NOX_ARGS=-s oldest runs one
+stacks: $(STAMP)
+	$(VENV)/bin/nox $(NOX_ARGS)
+
 ## bench: the benchmark suite (python -m benchmarks): throughput and p99 under gunicorn and
 ## wrk, a cold report on PostgreSQL, the CLI's wall time, memory; BENCH_ARGS=--quick, --json F
 bench: $(BENCH_STAMP)
@@ -47,4 +52,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info site
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache *.egg-info site

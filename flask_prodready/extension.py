@@ -19,13 +19,14 @@ from flask import Flask
 
 from .checks import builtin_checks
 from .cli import readiness_command
+from .engine.databases import AddedEngines
 from .engine.findings import Level
 from .engine.registry import DEFAULT_MODES, LIVE, Check, CheckFunc, Registry, make_check
 from .engine.runner import ENGINE_CHECKS
 from .engine.settings import load_settings, set_defaults
 from .engine.state import EXTENSION_KEY, AppState
 from .web.middleware import ProdReadyMiddleware
-from .web.views import make_blueprint
+from .web.views import ReportEndpoint, make_blueprint
 
 F = TypeVar("F", bound=CheckFunc)
 
@@ -84,6 +85,10 @@ class ProdReady:
         # The apps this extension is installed on, so a check declared after init_app
         # still reaches them (weakly held: the extension must not keep apps alive).
         self._states: weakref.WeakSet[AppState] = weakref.WeakSet()
+        # Engines handed over with add_engine: for every app, and for one app not yet
+        # initialised (keyed by the app, weakly, until init_app moves them to its state).
+        self._engines = AddedEngines()
+        self._pending: weakref.WeakKeyDictionary[Flask, AddedEngines] = weakref.WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -138,6 +143,46 @@ class ProdReady:
 
         return decorate
 
+    def add_engine(self, engine: Any, *, name: str, app: Flask | None = None) -> None:
+        """Hand over a SQLAlchemy engine the app keeps without Flask-SQLAlchemy: the
+        ``database.*`` checks judge it like Flask-SQLAlchemy's engines, naming it "the
+        engine 'NAME'".
+
+        With ``app``, for that app only; without, for every app this extension is
+        initialised on (like :meth:`check`). Either way before or after ``init_app``. Per
+        app, a name names one engine and an engine has one name: a clash raises
+        ``ValueError``, while handing over the same engine under the same name again does
+        nothing. An engine that is also one of Flask-SQLAlchemy's is judged once, as
+        Flask-SQLAlchemy's. The engine is held as long as its app (without ``app``: as
+        long as this extension).
+        """
+        _require_engine(engine)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"add_engine needs a name, a non-empty string (got {name!r})")
+        with self._lock:
+            if app is None:
+                # Every app: those initialised, those waiting for init_app, and later ones.
+                holders = [
+                    self._engines,
+                    *self._pending.values(),
+                    *(state.engines for state in self._states),
+                ]
+                checked = holders
+            else:
+                state = app.extensions.get(EXTENSION_KEY)
+                if isinstance(state, AppState):
+                    holders = checked = [state.engines]
+                else:
+                    holders = [self._pending.setdefault(app, AddedEngines())]
+                    # The engines for every app join this one at init_app: no clash with them.
+                    checked = [*holders, self._engines]
+            for held in checked:
+                problem = held.conflict(name, engine)
+                if problem is not None:
+                    raise ValueError(f"add_engine(name={name!r}): {problem}")
+            for held in holders:
+                held.add(name, engine)
+
     def init_app(self, app: Flask) -> None:
         """Validate the config, register the routes and the ``flask readiness`` command."""
         if EXTENSION_KEY in app.extensions:
@@ -176,8 +221,36 @@ class ProdReady:
         state.config_at_init = dict(app.config)
         app.extensions[EXTENSION_KEY] = state
 
-        app.register_blueprint(make_blueprint(app, settings))
-        app.wsgi_app = ProdReadyMiddleware(app.wsgi_app, app, state)  # type: ignore[method-assign]
+        report = ReportEndpoint(app, state)
+        app.register_blueprint(make_blueprint(app, settings, report))
+        app.wsgi_app = ProdReadyMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, app, state, report
+        )
         app.cli.add_command(readiness_command)
         with self._lock:
             self._states.add(state)
+            for name, engine in [
+                *self._engines.items(),
+                *self._pending.pop(app, AddedEngines()).items(),
+            ]:
+                state.engines.add(name, engine)
+
+
+def _require_engine(engine: Any) -> None:
+    """``TypeError`` unless ``engine`` is a (synchronous) SQLAlchemy engine."""
+    try:
+        from sqlalchemy.engine import Engine
+    except ImportError:
+        raise TypeError(
+            "add_engine takes a SQLAlchemy engine, and SQLAlchemy is not installed"
+        ) from None
+    if not isinstance(engine, Engine):
+        why = (
+            " (an async engine: the database checks connect with a synchronous driver call)"
+            if hasattr(engine, "sync_engine")
+            else ""
+        )
+        raise TypeError(
+            "add_engine takes a sqlalchemy.engine.Engine, as sqlalchemy.create_engine "
+            f"returns, not {type(engine).__qualname__}{why}"
+        )

@@ -11,6 +11,7 @@ from flask import Flask
 from flask_prodready import ProdReady
 from flask_prodready.checks._source_scan import clear_cache
 
+from .stacks import add_stack_marks
 from .support import GOOD_CONFIG, TOKEN
 
 #: requests (under pip-audit) and urllib send through these, which would carry requests
@@ -18,6 +19,12 @@ from .support import GOOD_CONFIG, TOKEN
 PROXY_VARIABLES = tuple(
     name for base in ("http_proxy", "https_proxy", "all_proxy") for name in (base, base.upper())
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what each test needs of the installed libraries (tests/stacks.py)."""
+    for item in items:
+        add_stack_marks(item)
 
 
 @pytest.fixture(autouse=True)

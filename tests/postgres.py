@@ -38,6 +38,7 @@ from urllib.parse import urlencode
 import pytest
 
 from .loopback import require_loopback_host, require_postgres_listen_addresses
+from .stacks import PG_DRIVER
 from .support import GOOD_CONFIG
 
 HOST = "127.0.0.1"
@@ -175,12 +176,13 @@ class PostgresServer:
         role: Role,
         database: str,
         *,
-        driver: str = "postgresql+psycopg",
+        driver: str = PG_DRIVER,
         host: str = HOST,
         port: int | None = None,
         **query: Any,
     ) -> str:
-        """The SQLAlchemy URL of ``database`` as ``role`` over TCP."""
+        """The SQLAlchemy URL of ``database`` as ``role`` over TCP (with the driver the
+        installed SQLAlchemy has a dialect for, unless given)."""
         require_loopback_host(host, "PostgreSQL URL")
         suffix = f"?{urlencode(query)}" if query else ""
         port = self.port if port is None else port

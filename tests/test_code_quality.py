@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from .stacks import main_suite_only
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -23,6 +25,7 @@ def _tool(name: str) -> str:
     return which
 
 
+@main_suite_only
 @pytest.mark.parametrize(
     "command",
     [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]],

@@ -13,6 +13,7 @@ import pytest
 
 from flask_prodready.render.html import doc_anchor
 
+from .stacks import main_suite_only
 from .test_cli import run_flask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ def test_summary_table_matches_the_registry(catalogue: dict[str, str], page: str
     assert {row["id"]: row["level"] for row in rows} == catalogue
 
 
+@main_suite_only
 def test_site_builds_strictly(tmp_path: Path) -> None:
     """`mkdocs build --strict` (as `make docs` runs it) passes: no broken link or anchor."""
     config, site = str(ROOT / "mkdocs.yml"), str(tmp_path / "site")

@@ -20,6 +20,11 @@ from typing import Any
 import pytest
 from flask import Flask, Response, request
 
+from .stacks import EXAMPLE_APP_NEEDS_SQLALCHEMY_2, SQLALCHEMY
+
+if SQLALCHEMY < (2, 0):
+    pytest.skip(EXAMPLE_APP_NEEDS_SQLALCHEMY_2, allow_module_level=True)
+
 from example_app import LIVENESS_PATH, create_app, db
 from example_app.config import (
     CONNECT_TIMEOUT,

@@ -11,6 +11,7 @@ from flask import Flask, session
 
 from flask_prodready import CheckContext, Finding, ProdReady
 
+from .stacks import needs_flask_31
 from .support import TOKEN
 
 BAD = {"DEBUG": True, "SECRET_KEY": "dev", "SESSION_COOKIE_HTTPONLY": False}
@@ -173,6 +174,21 @@ class TestReadinessAuth:
         assert "query string" in response.get_json()["error"]
         assert TOKEN not in response.get_data(as_text=True)
 
+    @pytest.mark.parametrize(
+        "query", ["api_key=x", "apikey=x", "key=x", "API-Key=x", "%61pi_key=x", "Bearer=x"]
+    )
+    def test_key_like_query_parameters_are_refused_like_token(
+        self, make_app: Callable[..., Flask], auth: dict[str, str], query: str
+    ) -> None:
+        """api_key=, apikey=, key= (any case, '-' for '_', percent-encoded) answer the 400 that
+        token= gets, with or without the header, instead of 401."""
+        client = make_app().test_client()
+        expected = client.get("/_readiness?token=x").get_json()
+        for headers in ({}, auth):
+            response = client.get(f"/_readiness?{query}", headers=headers)
+            assert response.status_code == 400
+            assert response.get_json() == expected
+
     def test_good_app_is_200(self, make_app: Callable[..., Flask], auth: dict[str, str]) -> None:
         """With the token, a well-configured app's report is 200 pass or warn."""
         response = make_app().test_client().get("/_readiness", headers=auth)
@@ -284,7 +300,8 @@ class TestReadinessReport:
     def test_html_under_a_strict_app_csp(
         self, make_app: Callable[..., Flask], auth: dict[str, str]
     ) -> None:
-        """Under the app's own default-src 'self' CSP the page needs nothing inline."""
+        """The page carries its own strict CSP (the app's after_request hook does not run
+        for it) and needs nothing inline."""
         app = make_app()
 
         @app.after_request
@@ -293,7 +310,9 @@ class TestReadinessReport:
             return response
 
         response = app.test_client().get("/_readiness?format=html", headers=auth)
-        assert response.headers["Content-Security-Policy"] == "default-src 'self'"
+        assert response.headers["Content-Security-Policy"] == (
+            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'"
+        )
         page = response.get_data(as_text=True)
         assert "<script" not in page
         assert "style=" not in page
@@ -399,6 +418,7 @@ def test_app_routes_survive_a_crashing_check(
     assert client.get("/page").data == b"ok"
 
 
+@needs_flask_31
 def test_healthz_answers_probes_outside_trusted_hosts(make_app: Callable[..., Flask]) -> None:
     """A probe whose Host is the pod IP gets /healthz even with TRUSTED_HOSTS set, while the
     app's own routes still refuse that Host."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import ReportCache
 from .context import RemoteTarget, RunEnvironment
+from .databases import AddedEngines
 from .evidence import Evidence
 from .findings import Report, WorkerInfo
 from .observation import TrafficRecord
@@ -52,6 +53,8 @@ class AppState:
         self.shared: SharedEvidence | None = None
         self.shared_pid = 0
         self.config_at_init: dict[str, Any] = {}
+        #: SQLAlchemy engines handed over with ``ProdReady.add_engine`` for this app.
+        self.engines = AddedEngines()
         self._token_digest = (
             None if settings.token is None else hashlib.sha256(settings.token.encode()).digest()
         )
@@ -105,7 +108,7 @@ class AppState:
             env,
             timeout=self.settings.check_timeout,
             silenced=self.settings.silenced,
-            redactor=Redactor.for_config(app.config),
+            redactor=Redactor.for_config(app.config, extra=self.engines.passwords()),
         )
         return Report(
             outcomes=outcomes,

@@ -1,7 +1,9 @@
-"""The WSGI middleware ProdReady puts around the app: liveness and live observation.
+"""The WSGI middleware ProdReady puts around the app: liveness, the report, observation.
 
-It answers ``/healthz`` itself (see :mod:`flask_prodready.web.healthz` for why), lets the
-report's own routes through uncounted, and records every other response in the
+It answers ``/healthz`` itself (see :mod:`flask_prodready.web.healthz` for why), answers
+the report and its stylesheet itself too, in front of the app's own request hooks and
+with the app context pushed (:class:`~flask_prodready.web.views.ReportEndpoint`), and
+records every other response in the
 worker's :class:`~flask_prodready.engine.observation.TrafficRecord` as its headers go out.
 The per-request cost is one wrapped ``start_response`` and a few counter updates.
 """
@@ -21,15 +23,19 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from ..engine.state import AppState
+    from .views import ReportEndpoint
 
 
 class ProdReadyMiddleware:
     """Answers the liveness path, and observes the rest of the traffic."""
 
-    def __init__(self, wsgi_app: WSGIApplication, app: Flask, state: AppState) -> None:
+    def __init__(
+        self, wsgi_app: WSGIApplication, app: Flask, state: AppState, report: ReportEndpoint
+    ) -> None:
         self.wsgi_app = wsgi_app
         self.app = app
         self.state = state
+        self.report = report
         self.healthz_path = state.settings.healthz_path
         self.readiness_path = state.settings.readiness_path
 
@@ -44,6 +50,12 @@ class ProdReadyMiddleware:
             start_response(STATUS_LINES[code], healthz_headers(body))
             return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]
         if path.startswith(self.readiness_path) or environ.get(PROBE_MARK):
+            if self.report.handles(path) and environ.get("REQUEST_METHOD") in {"GET", "HEAD"}:
+                # In front of the app's hooks: a login wall, a setup redirect, a rate limit
+                # or a CSRF check never answers in the report's place.
+                with self.app.app_context():
+                    response = self.report.answer(environ)
+                return response(environ, start_response)
             return self.wsgi_app(environ, start_response)
 
         record = state.traffic

@@ -4,6 +4,13 @@
 unless ``PRODREADY_HEALTHZ_CHECKS`` asks for checks. ``/_readiness`` answers 404 while
 no token is configured, 401 to anything but the exact bearer token, and 400 with a JSON
 error to any query it does not understand. Neither route ever sets a cookie.
+
+Both are answered by the middleware in front of the app (see
+:mod:`flask_prodready.web.middleware`), so that the app's own request hooks (a login
+wall, a setup-wizard redirect, a rate limit, a forced-https redirect, a CSRF check) never
+stand between the token holder and the report: :class:`ReportEndpoint` works on the WSGI
+environ alone. The Flask routes of the same paths stay registered (``url_for``,
+``flask routes``) and answer the same way.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request, url_for
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
+from werkzeug.wrappers import Request
 
 from ..engine.findings import Report, Status
 from ..engine.redaction import Redactor
@@ -30,8 +39,20 @@ logger = logging.getLogger("flask_prodready")
 FORMATS = ("json", "html", "openmetrics")
 OPENMETRICS = "application/openmetrics-text"
 QUERY_PARAMETERS = frozenset({"tag", "exclude", "format"})
-#: Query parameters that look like a token: refused, because URLs end up in logs.
-TOKEN_PARAMETERS = frozenset({"token", "access_token", "bearer", "auth", "authorization"})
+#: Query parameter names that look like a token (compared URL-decoded, in lower case,
+#: with "-" read as "_"): refused with a 400, because URLs end up in logs.
+TOKEN_PARAMETERS = frozenset(
+    {
+        "token",
+        "access_token",
+        "bearer",
+        "auth",
+        "authorization",
+        "api_key",
+        "apikey",
+        "key",
+    }
+)
 #: Rendered bodies kept for cached reports (one per format and stylesheet URL).
 MAX_RENDERED = 16
 #: Longest query value accepted; ids and tags are short.
@@ -84,60 +105,82 @@ def _without_parameters(accept: MIMEAccept) -> MIMEAccept:
     return MIMEAccept(list(best.items()))
 
 
+def _parameter_name(name: str) -> str:
+    """A query parameter's name as compared with :data:`TOKEN_PARAMETERS` (Werkzeug has
+    already URL-decoded it): ``API-Key`` and ``%61pi_key`` are both ``api_key``."""
+    return name.strip().lower().replace("-", "_")
+
+
 def _shown(value: str) -> str:
     return value if len(value) <= SHOWN_VALUE_LENGTH else value[:SHOWN_VALUE_LENGTH] + "..."
 
 
-def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
-    """The routes for one app, at the paths its config names."""
-    blueprint = Blueprint("prodready", __name__)
-    response_class = _no_cookie_response_class(app)
+class ReportEndpoint:
+    """``/_readiness`` and its stylesheet for one app, answered from the WSGI environ.
 
-    # A cached report is one object for every hit: its rendered body is kept beside it,
-    # so serving from the cache renders nothing. Bounded; a new report replaces the old.
-    bodies: dict[tuple[str, ...], tuple[Report, bytes]] = {}
-    # What each Accept header a client sent negotiated to (bounded).
-    negotiated: dict[str, str] = {}
+    It needs no request context, so it can answer in front of the app's hooks; what it
+    keeps between requests is bounded (rendered bodies of cached reports, the format each
+    ``Accept`` header negotiated to).
+    """
 
-    def rendered(report: Report, variant: tuple[str, ...], make: Callable[[], str]) -> bytes:
-        kept = bodies.get(variant)
+    def __init__(self, app: Flask, state: AppState) -> None:
+        self.app = app
+        self.state = state
+        self.response_class = _no_cookie_response_class(app)
+        self.readiness_path = state.settings.readiness_path
+        self.stylesheet_path = f"{state.settings.readiness_path}/report.css"
+        # A cached report is one object for every hit: its rendered body is kept beside
+        # it, so serving from the cache renders nothing. A new report replaces the old.
+        self._bodies: dict[tuple[str, ...], tuple[Report, bytes]] = {}
+        self._negotiated: dict[str, str] = {}
+
+    def handles(self, path: str) -> bool:
+        return path == self.readiness_path or path == self.stylesheet_path
+
+    def answer(self, environ: dict[str, Any]) -> Response:
+        """The answer to a GET or HEAD of the report or its stylesheet."""
+        if environ.get("PATH_INFO") == self.stylesheet_path:
+            return self.stylesheet()
+        return self.readiness(environ)
+
+    def _rendered(self, report: Report, variant: tuple[str, ...], make: Callable[[], str]) -> bytes:
+        kept = self._bodies.get(variant)
         if kept is not None and kept[0] is report:
             return kept[1]
         body = make().encode("utf-8")
         if report.cached:  # only cached reports come back; a fresh one is rendered once
-            if len(bodies) >= MAX_RENDERED:
-                bodies.clear()
-            bodies[variant] = (report, body)
+            if len(self._bodies) >= MAX_RENDERED:
+                self._bodies.clear()
+            self._bodies[variant] = (report, body)
         return body
 
-    def respond(body: str | bytes, status: int, content_type: str, **headers: str) -> Response:
-        return response_class(
+    def respond(
+        self, body: str | bytes, status: int, content_type: str, **headers: str
+    ) -> Response:
+        return self.response_class(
             body,
             status=status,
             headers=[*REPORT_HEADERS, *headers.items()],
             content_type=content_type,
         )
 
-    def error(status: int, message: str, **extra: Any) -> Response:
-        # Values echoed from the query go through redaction like every other output.
-        redactor = Redactor.for_config(current_app.config)
-        payload = redactor.value({"error": message, **extra})
+    def error(self, status: int, message: str, **extra: Any) -> Response:
+        # Values echoed from the query go through redaction like every other output; the
+        # keys are the body's structure and are never masked. The fixed answers (401,
+        # 404) echo nothing and need no redactor.
+        payload: dict[str, Any] = {"error": message, **extra}
+        if status == 400:
+            redactor = Redactor.for_config(self.app.config)
+            payload = {key: redactor.value(value) for key, value in payload.items()}
         body = json.dumps(payload, ensure_ascii=True) + "\n"
         headers = {}
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="prodready"'
-        return respond(body, status, "application/json", **headers)
+        return self.respond(body, status, "application/json", **headers)
 
-    def healthz() -> Response:
-        # Normally answered by HealthzMiddleware before Flask; same answer here.
-        app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
-        code, body = healthz_answer(
-            app_obj, get_state(app_obj), request.environ.get("SERVER_SOFTWARE")
-        )
-        return respond(body, code, HEALTH_JSON)
-
-    def parse_query(state: AppState) -> tuple[list[str], list[str], str | None]:
-        unknown = sorted(set(request.args) - QUERY_PARAMETERS)
+    def _parse_query(self, args: Any) -> tuple[list[str], list[str], str | None]:
+        registry = self.state.registry
+        unknown = sorted(set(args) - QUERY_PARAMETERS)
         if unknown:
             raise _BadRequest(
                 f"unknown query parameter {_shown(unknown[0])!r}; use tag=, exclude= or format=",
@@ -145,7 +188,7 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             )
         values: dict[str, list[str]] = {}
         for name in ("tag", "exclude", "format"):
-            values[name] = request.args.getlist(name)
+            values[name] = args.getlist(name)
             for value in values[name]:
                 if not value.strip():
                     raise _BadRequest(f"empty {name}= value", parameter=name)
@@ -155,14 +198,11 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
                         parameter=name,
                         value=_shown(value),
                     )
-        for tag in state.registry.unknown_tags(values["tag"]):
+        for tag in registry.unknown_tags(values["tag"]):
             raise _BadRequest(
-                f"unknown tag {tag!r}",
-                parameter="tag",
-                value=tag,
-                known=sorted(state.registry.tags),
+                f"unknown tag {tag!r}", parameter="tag", value=tag, known=sorted(registry.tags)
             )
-        for check_id in state.registry.unknown_ids(values["exclude"]):
+        for check_id in registry.unknown_ids(values["exclude"]):
             raise _BadRequest(f"unknown check id {check_id!r}", parameter="exclude", value=check_id)
         if len(values["format"]) > 1:
             raise _BadRequest("format= given more than once", parameter="format")
@@ -175,59 +215,60 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             )
         return values["tag"], values["exclude"], fmt
 
-    def negotiate(accept: str) -> str:
-        chosen = negotiated.get(accept)
+    def _negotiate(self, accept: str) -> str:
+        chosen = self._negotiated.get(accept)
         if chosen is None:
-            best = _without_parameters(request.accept_mimetypes).best_match(
+            best = _without_parameters(parse_accept_header(accept, MIMEAccept)).best_match(
                 ["application/json", HEALTH_JSON, "text/html", OPENMETRICS],
                 default="application/json",
             )
             chosen = {"text/html": "html", OPENMETRICS: "openmetrics"}.get(best, "json")
-            if len(negotiated) >= MAX_NEGOTIATED:
-                negotiated.clear()
-            negotiated[accept] = chosen
+            if len(self._negotiated) >= MAX_NEGOTIATED:
+                self._negotiated.clear()
+            self._negotiated[accept] = chosen
         return chosen
 
-    def authorised(state: AppState, environ: dict[str, Any]) -> bool:
+    def _authorised(self, environ: dict[str, Any]) -> bool:
         scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         # Only spaces and tabs (RFC 9110's whitespace): str.strip() would also drop a
         # no-break space or other Latin-1 bytes, and the token must be sent exactly.
         token = credentials.strip(" \t")
-        return scheme.lower() == "bearer" and bool(token) and state.token_matches(token)
+        return scheme.lower() == "bearer" and bool(token) and self.state.token_matches(token)
 
-    def readiness() -> Response:
+    def readiness(self, environ: dict[str, Any]) -> Response:
         # Kept lean: a monitor polling a cached report should cost about a bare route.
-        state = get_state(app)
+        state = self.state
         if state.settings.token is None:
-            return error(404, "not found")
-        environ: dict[str, Any] = request.environ
+            return self.error(404, "not found")
         tags: list[str] = []
         exclude: list[str] = []
         fmt: str | None = None
         query = environ.get("QUERY_STRING")
+        args: Any = None
         if query:
             try:
-                names = list(request.args)
+                args = Request(environ).args
+                names = list(args)
             except UnicodeDecodeError:  # raw bytes that are not UTF-8: Werkzeug is strict
-                return error(400, "the query string is not valid UTF-8; percent-encode it")
-            if TOKEN_PARAMETERS.intersection(k.lower() for k in names):
-                return error(
+                return self.error(400, "the query string is not valid UTF-8; percent-encode it")
+            if TOKEN_PARAMETERS.intersection(_parameter_name(k) for k in names):
+                return self.error(
                     400,
                     "the token is never accepted in the query string (URLs are "
                     "logged); send it as 'Authorization: Bearer <token>'",
                 )
-        if not authorised(state, environ):
-            return error(401, "a valid 'Authorization: Bearer <token>' header is required")
-        if query:
+        if not self._authorised(environ):
+            return self.error(401, "a valid 'Authorization: Bearer <token>' header is required")
+        if args is not None:
             try:
-                tags, exclude, fmt = parse_query(state)
+                tags, exclude, fmt = self._parse_query(args)
             except _BadRequest as bad:
-                return error(400, bad.message, **bad.details)
+                return self.error(400, bad.message, **bad.details)
 
         seen = {k: environ[k] for k in ENVIRON_KEYS if k in environ}
         try:
             report: Report = state.cached_report(
-                app,
+                self.app,
                 key=("readiness", tuple(sorted(set(tags))), tuple(sorted(set(exclude)))),
                 checks=lambda: state.registry.select(tags, exclude),
                 server_software=seen.get("SERVER_SOFTWARE"),
@@ -235,39 +276,60 @@ def make_blueprint(app: Flask, settings: Settings) -> Blueprint:
             )
         except Exception as exc:  # the report endpoint answers, whatever happened
             logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
-            return error(503, "the report could not be built; see the server log")
+            return self.error(503, "the report could not be built; see the server log")
         code = 503 if report.status is Status.FAIL else 200
         accept = environ.get("HTTP_ACCEPT")
-        chosen = fmt if fmt is not None else negotiate(accept) if accept else "json"
+        chosen = fmt if fmt is not None else self._negotiate(accept) if accept else "json"
         if chosen == "openmetrics":
             # Always 200: a scraper drops the body of any other answer, and the status
             # is in the metrics (prodready_status).
-            body = rendered(report, ("openmetrics",), lambda: render(report, "openmetrics"))
-            return respond(body, 200, OPENMETRICS_CONTENT_TYPE)
+            body = self._rendered(report, ("openmetrics",), lambda: render(report, "openmetrics"))
+            return self.respond(body, 200, OPENMETRICS_CONTENT_TYPE)
         if chosen == "html":
-            stylesheet = url_for("prodready.stylesheet")  # honours SCRIPT_NAME
-            page = rendered(
+            # Under the prefix the app is mounted at, as url_for would build it.
+            stylesheet = environ.get("SCRIPT_NAME", "").rstrip("/") + self.stylesheet_path
+            page = self._rendered(
                 report,
                 ("html", stylesheet),
                 lambda: render(report, "html", stylesheet_url=stylesheet, registry=state.registry),
             )
-            return respond(
+            return self.respond(
                 page,
                 code,
                 "text/html; charset=utf-8",
                 **{"Content-Security-Policy": HTML_CSP},
             )
-        return respond(
-            rendered(report, ("json",), lambda: render(report, "json")), code, HEALTH_JSON
-        )
+        body = self._rendered(report, ("json",), lambda: render(report, "json"))
+        return self.respond(body, code, HEALTH_JSON)
 
-    def stylesheet() -> Response:
-        state = get_state(current_app)
-        if state.settings.token is None:
-            return error(404, "not found")
-        response = respond(stylesheet_text(), 200, "text/css; charset=utf-8")
+    def stylesheet(self) -> Response:
+        if self.state.settings.token is None:
+            return self.error(404, "not found")
+        response = self.respond(stylesheet_text(), 200, "text/css; charset=utf-8")
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response
+
+
+def make_blueprint(app: Flask, settings: Settings, endpoint: ReportEndpoint) -> Blueprint:
+    """The routes for one app, at the paths its config names.
+
+    The middleware answers GET and HEAD of these paths before the app; the routes answer
+    the same way when reached otherwise, and make ``url_for("prodready.readiness")`` work.
+    """
+    blueprint = Blueprint("prodready", __name__)
+
+    def healthz() -> Response:
+        app_obj = current_app._get_current_object()  # type: ignore[attr-defined]
+        code, body = healthz_answer(
+            app_obj, get_state(app_obj), request.environ.get("SERVER_SOFTWARE")
+        )
+        return endpoint.respond(body, code, HEALTH_JSON)
+
+    def readiness() -> Response:
+        return endpoint.readiness(request.environ)
+
+    def stylesheet() -> Response:
+        return endpoint.stylesheet()
 
     blueprint.add_url_rule(settings.healthz_path, "healthz", healthz, methods=["GET", "HEAD"])
     blueprint.add_url_rule(settings.readiness_path, "readiness", readiness, methods=["GET", "HEAD"])

@@ -7,6 +7,7 @@ never answers produced.
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import shutil
 import threading
@@ -29,6 +30,13 @@ from flask_prodready.engine.server import load_gunicorn_config
 from flask_prodready.engine.state import get_state
 
 from ..postgres import PostgresServer, Role, free_port, wait_until
+from ..stacks import (
+    PG_DBAPI,
+    PG_DRIVER,
+    default_engine,
+    flask_sqlalchemy_engines,
+    needs_flask_sqlalchemy_3,
+)
 from ..support import messages_of, outcome_of
 
 MakeApp = Callable[..., Flask]
@@ -80,7 +88,7 @@ def make_db_app(make_app: MakeApp) -> Iterator[MakeDbApp]:
     yield factory
     for app, db in made:
         with app.app_context():
-            for engine in db.engines.values():
+            for engine in flask_sqlalchemy_engines(db, app):
                 engine.dispose()
 
 
@@ -121,19 +129,22 @@ class TestNotSetUp:
         outcome = outcome_of(make_app(), check_id)
         assert (outcome.status.value, outcome.reason) == (
             "skipped",
-            "Flask-SQLAlchemy is not set up on this app",
+            "Flask-SQLAlchemy is not set up on this app, and no engine was handed over with "
+            "ProdReady.add_engine",
         )
 
-    def test_migrations_skipped_without_flask_migrate(
+    def test_migrations_skipped_without_a_migration_tool(
         self, make_db_app: MakeDbApp, postgres: PostgresServer, pg_database: str
     ) -> None:
-        """Without Flask-Migrate there is nothing to compare: skipped, with the reason."""
+        """Without Flask-Migrate or Flask-Alembic there is nothing to compare: skipped, with
+        the reason."""
         outcome = outcome_of(
             make_db_app(postgres.url(postgres.owner, pg_database)), "database.migrations"
         )
         assert (outcome.status.value, outcome.reason) == (
             "skipped",
-            "Flask-Migrate is not set up on this app: no migrations to compare",
+            "neither Flask-Migrate nor Flask-Alembic is set up on this app: no migrations to "
+            "compare",
         )
 
 
@@ -157,10 +168,12 @@ class TestUnreachable:
         app = make_db_app(postgres.url(postgres.owner, pg_database, port=port))
         [(level, message)] = messages_of(app, "database.unreachable")
         assert level == "critical"
+        # psycopg says "connection failed: connection to server ...", psycopg2 starts there.
         assert message.startswith(
             f"The default database ({location(postgres, pg_database, port)}) cannot be "
-            "reached: OperationalError: connection failed: "
+            "reached: OperationalError: "
         )
+        assert f'connection to server at "127.0.0.1", port {port} failed' in message
         assert message.endswith("Connection refused")
 
     def test_fires_on_a_host_that_never_answers(
@@ -184,9 +197,8 @@ class TestUnreachable:
             )
         ]
         assert time.monotonic() - started < 1.0
-        with app.app_context():
-            pool: Any = app.extensions["sqlalchemy"].engine.pool
-            assert (pool.checkedin(), pool.checkedout()) == (0, 0)
+        pool: Any = default_engine(app).pool
+        assert (pool.checkedin(), pool.checkedout()) == (0, 0)
         assert wait_until(lambda: not prodready_threads(), DRIVER_BOUND)
 
     def test_no_thread_pile_up_on_a_silent_host(
@@ -217,10 +229,10 @@ class TestUnreachable:
         """A real failed login repeating the password (user == password) is masked, URL or not."""
         leaky = "leaky-" + secrets.token_hex(8)
         in_url = make_db_app(
-            f"postgresql+psycopg://{leaky}:{leaky}@127.0.0.1:{postgres.port}/{pg_database}"
+            f"{PG_DRIVER}://{leaky}:{leaky}@127.0.0.1:{postgres.port}/{pg_database}"
         )
         in_args = make_db_app(
-            f"postgresql+psycopg://127.0.0.1:{postgres.port}/{pg_database}",
+            f"{PG_DRIVER}://127.0.0.1:{postgres.port}/{pg_database}",
             engine_options={"connect_args": {"user": leaky, "password": leaky}},
         )
         for app in (in_url, in_args):
@@ -234,10 +246,9 @@ class TestUnreachable:
     ) -> None:
         """A password added by a do_connect listener (token auth) reaches the check's connection."""
         app = make_db_app(
-            f"postgresql+psycopg://{postgres.owner.name}@127.0.0.1:{postgres.port}/{pg_database}"
+            f"{PG_DRIVER}://{postgres.owner.name}@127.0.0.1:{postgres.port}/{pg_database}"
         )
-        with app.app_context():
-            engine = app.extensions["sqlalchemy"].engine
+        engine = default_engine(app)
 
         def add_token(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
             cparams["password"] = postgres.owner.password
@@ -473,8 +484,7 @@ class TestSharedConnection:
     @staticmethod
     def _counted(app: Flask) -> list[int]:
         """Count the connections the checks open (through the engine's do_connect hook)."""
-        with app.app_context():
-            engine = app.extensions["sqlalchemy"].engine
+        engine = default_engine(app)
         opened: list[int] = []
         sqlalchemy.event.listen(engine, "do_connect", lambda *args: opened.append(1))
         return opened
@@ -541,6 +551,7 @@ class TestPrePing:
             )
         ]
 
+    @needs_flask_sqlalchemy_3
     def test_fires_for_a_bind(
         self, make_db_app: MakeDbApp, postgres: PostgresServer, pg_database: str
     ) -> None:
@@ -673,11 +684,10 @@ class TestConnectTimeout:
         self, make_db_app: MakeDbApp, postgres: PostgresServer, pg_database: str
     ) -> None:
         """A creator function hides its timeout: skipped, never passed."""
-        import psycopg
-
+        dbapi = importlib.import_module(PG_DBAPI)
         url = postgres.url(postgres.owner, pg_database)
-        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-        app = make_db_app(url, engine_options={"creator": lambda: psycopg.connect(conninfo)})
+        conninfo = url.replace(f"{PG_DRIVER}://", "postgresql://")
+        app = make_db_app(url, engine_options={"creator": lambda: dbapi.connect(conninfo)})
         outcome = outcome_of(app, "database.connect_timeout")
         assert (outcome.status.value, outcome.reason) == (
             "skipped",

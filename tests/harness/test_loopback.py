@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.stacks import EXAMPLE_APP_NEEDS_SQLALCHEMY_2, SQLALCHEMY
+
+if SQLALCHEMY < (2, 0):
+    pytest.skip(EXAMPLE_APP_NEEDS_SQLALCHEMY_2, allow_module_level=True)
+
 from example_app import demo
 from tests.conftest import PROXY_VARIABLES
 from tests.loopback import (

@@ -1,7 +1,9 @@
-"""The HTML report in a real headless Chromium, under the app's own strict CSP.
+"""The HTML report in a real headless Chromium, under its own strict CSP.
 
-The app sends ``Content-Security-Policy: default-src 'self'`` on every response, as a
-hardened app does. The page must still render styled: its one stylesheet comes from the
+The report is answered in front of the app's hooks, with a policy of its own that
+allows nothing but its stylesheet (``default-src 'none'; style-src 'self'``): stricter
+than the hardened app's ``default-src 'self'``, whose after-request hook never runs for
+the report. The page must still render styled: its one stylesheet comes from the
 extension's own route, and nothing in it is inline. A browser sends no bearer header when
 it navigates, so the test adds the header to the page request alone, as a
 header-injecting proxy would; the stylesheet is fetched without it.
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Request, Response, Route, sync_playwright
+
+from flask_prodready.web.views import HTML_CSP
 
 from .processes import gunicorn
 
@@ -137,7 +141,8 @@ def test_report_renders_styled_under_a_strict_csp(tmp_path: Path, chromium: str)
                 browser.close()
 
     assert status == 503  # debug on: the report fails
-    assert headers["content-security-policy"] == "default-src 'self'"
+    # The report's own policy: the app's after_request hook never ran for it.
+    assert headers["content-security-policy"] == HTML_CSP
     assert {"config.debug", "cookies.session_httponly", "config.max_content_length"} <= set(ids)
 
     stylesheet_url = f"http://127.0.0.1:{port}/_readiness/report.css"

@@ -36,7 +36,7 @@ from .engines import (
     per_database,
 )
 from .facts import ask_facts, ask_ping, facts_of
-from .migrations import ask_revisions, has_revision, script_heads
+from .migrations import ask_revisions, has_revision, migrations_of
 from .pool import Member, budget_findings, pool_shape, worker_counts
 from .probe import NoAnswer, ProbeFailed, budget, error_text, number, wait, wait_to_judge
 
@@ -308,16 +308,15 @@ def check_superuser(ctx: CheckContext) -> Iterator[Finding]:
     blocking=True,
 )
 def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
-    """Compare each database's Alembic revision with the heads of the migrations folder.
+    """Compare each migrated database's Alembic revision with the heads of the migrations
+    folder (Flask-Migrate's, or Flask-Alembic's script directory).
 
     Code that expects a column the database does not have fails on the first request
     that touches it; a database ahead of the code (a rollback) fails the same way. Two
     heads in the folder make ``flask db upgrade`` stop before doing anything.
     """
-    migrate = ctx.app.extensions.get("migrate")
-    if migrate is None:
-        ctx.skip("Flask-Migrate is not set up on this app: no migrations to compare")
-    script, heads = script_heads(ctx, migrate)
+    migrations = migrations_of(ctx)
+    script, heads = migrations.script, migrations.heads
     found: list[Finding] = []
     if len(heads) > 1:
         found.append(
@@ -328,10 +327,11 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
             )
         )
 
-    databases = databases_of(ctx)
+    databases = [target.database for target in migrations.targets]
+    required = {id(target.database) for target in migrations.targets if target.required}
     begun = time.monotonic()
     until, seconds = budget(ctx)
-    answers = ask_revisions(migrate, databases, seconds)
+    answers = ask_revisions(databases, seconds, migrations.options)
 
     def judge(database: Database) -> Iterator[Finding]:
         current: tuple[str, ...] = wait_to_judge(
@@ -344,7 +344,7 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
         label = _capitalised(database.label)
         observed = {"database": database.location, "current": list(current), "heads": list(heads)}
         if not current:
-            if database.key is not None:  # binds are migrated only in multi-database setups
+            if id(database) not in required:  # binds: migrated in multi-database setups only
                 raise NotApplicable(f"{database.name} has no Alembic version table")
             yield ctx.finding(
                 f"{label} has no migration applied (its Alembic version table is missing or "

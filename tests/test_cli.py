@@ -27,7 +27,7 @@ SPEC_IDS = {
     "headers.nosniff", "headers.framing", "headers.referrer_policy", "proxy.missing_proxyfix",
     "proxy.no_forwarded_proto", "proxy.scheme_mismatch", "proxy.too_many_hops",
     "server.dev_server", "server.root", "server.bind_public", "server.workers", "server.timeout",
-    "server.max_requests_jitter", "database.unreachable", "database.sqlite",
+    "server.max_requests_jitter", "server.worker_class", "database.unreachable", "database.sqlite",
     "database.pool_budget", "database.pre_ping", "database.connect_timeout",
     "database.superuser", "database.migrations", "static.served_by_app", "static.upload_folder",
     "monitoring.sentry_missing", "monitoring.sentry_pii", "monitoring.sentry_environment",

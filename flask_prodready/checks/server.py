@@ -8,12 +8,21 @@ file given with ``flask readiness --gunicorn-config`` from the CLI.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
-from ..engine.context import CheckContext
+from ..engine.context import CheckContext, CheckSkipped
 from ..engine.findings import Finding, Level
 from ..engine.registry import CLI, LIVE, check
-from ..engine.server import WERKZEUG, GunicornSettings, available_cpus, server_kind
+from ..engine.server import (
+    GUNICORN,
+    UNKNOWN,
+    WERKZEUG,
+    GunicornSettings,
+    available_cpus,
+    server_kind,
+)
+from .database.engines import Database, databases_of
 
 #: A gunicorn timeout above this lets one stuck request hold a worker for minutes.
 MAX_TIMEOUT = 120
@@ -168,4 +177,118 @@ def check_max_requests_jitter(ctx: CheckContext) -> Iterator[Finding]:
             f"gunicorn restarts workers every {settings.max_requests} requests without jitter "
             f"(from {settings.source}): they tend to restart together.",
             observed={"max_requests": settings.max_requests, "max_requests_jitter": 0},
+        )
+
+
+#: gunicorn's worker classes that run a worker's requests as greenlets of one thread.
+GREEN_WORKERS = ("gevent", "eventlet")
+#: gunicorn's own worker classes that ignore ``threads`` (gthread alone runs requests on
+#: threads; gunicorn turns sync into gthread when threads > 1).
+THREADLESS_WORKERS = frozenset(
+    {"gevent", "gevent_wsgi", "gevent_pywsgi", "eventlet", "tornado", "asgi"}
+)
+
+
+def _green_family(worker_class: str) -> str | None:
+    """``gevent`` or ``eventlet`` when the worker class runs on greenlets, else ``None``."""
+    return next((name for name in GREEN_WORKERS if name in worker_class), None)
+
+
+def _worker_settings(ctx: CheckContext) -> GunicornSettings:
+    """gunicorn's settings, or skip naming the server that runs the app instead."""
+    if ctx.gunicorn is not None:
+        return ctx.gunicorn
+    if ctx.mode == CLI:
+        ctx.skip("pass --gunicorn-config FILE to judge gunicorn's settings from the command line")
+    software = ctx.server_software
+    kind = server_kind(software, ctx.env.environ)
+    if kind == GUNICORN:
+        ctx.skip("gunicorn's settings were not found in this worker process")
+    if kind == UNKNOWN:
+        ctx.skip(f"unknown server {software!r}, not gunicorn" if software else "unknown server")
+    ctx.skip(f"served by {software or kind}, not gunicorn")
+
+
+def _socket_patched() -> bool:
+    """Whether gevent or eventlet has patched the ``socket`` module of this process."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        return True
+    patcher = sys.modules.get("eventlet.patcher")
+    return bool(patcher is not None and patcher.is_monkey_patched("socket"))
+
+
+def _blocking(driver: str, family: str) -> str | None:
+    """How ``driver`` blocks the whole worker in this process, or ``None`` if it yields."""
+    if driver in {"psycopg2", "psycopg2cffi"}:
+        extensions = sys.modules.get(f"{driver}.extensions")
+        if extensions is None or extensions.get_wait_callback() is None:
+            return f"{driver} with no wait callback set (nothing like psycogreen patches it)"
+    elif driver == "pymysql" and not _socket_patched():
+        return f"pymysql over a socket module {family} has not patched"
+    elif driver == "mysqldb":
+        return "mysqlclient (MySQLdb), a C driver no monkey patch reaches"
+    return None
+
+
+def _fix(family: str, driver: str) -> str:
+    if driver.startswith("psycopg2"):
+        return (
+            f"call psycogreen.{family}.patch_psycopg() in gunicorn's post_fork hook, "
+            "or run the sync or gthread worker"
+        )
+    if driver == "pymysql":
+        return (
+            f"apply {family}'s monkey patch before the app imports pymysql, "
+            "or run the sync or gthread worker"
+        )
+    return "use pymysql (patched by gevent), or run the sync or gthread worker"
+
+
+def _databases(ctx: CheckContext) -> list[Database]:
+    try:
+        return databases_of(ctx, required=False)
+    except CheckSkipped:
+        return []
+
+
+@check(
+    "server.worker_class",
+    level=Level.WARNING,
+    tags=["gunicorn"],
+    title="gunicorn's worker class suits the app's database driver and threads",
+    hint="Under gevent or eventlet, make the database driver cooperative "
+    "(psycogreen.gevent.patch_psycopg() in gunicorn's post_fork hook for psycopg2) or run "
+    "the sync or gthread worker; set threads only with the gthread worker.",
+)
+def check_worker_class(ctx: CheckContext) -> Iterator[Finding]:
+    settings = _worker_settings(ctx)
+    worker_class = settings.worker_class
+    family = _green_family(worker_class)
+    ignored = worker_class in THREADLESS_WORKERS or family is not None
+    if settings.threads > 1 and ignored:
+        yield ctx.finding(
+            f"gunicorn's {worker_class} worker ignores threads = {settings.threads} (from "
+            f"{settings.source}): only the gthread worker runs requests on threads.",
+            observed={"worker_class": worker_class, "threads": settings.threads},
+        )
+    # Whether a driver is patched is a fact of the running process: live only.
+    if family is None or ctx.mode != LIVE:
+        return
+    blocking: dict[str, list[Database]] = {}
+    for database in _databases(ctx):
+        if _blocking(database.driver, family) is not None:
+            blocking.setdefault(database.driver, []).append(database)
+    for driver, databases in blocking.items():
+        labels = ", ".join(database.label for database in databases)
+        yield ctx.finding(
+            f"gunicorn's {worker_class} worker (from {settings.source}) runs its requests as "
+            f"greenlets of one thread, and {labels} talks to its database through "
+            f"{_blocking(driver, family)}: each query stalls every request of the worker; "
+            f"{_fix(family, driver)}.",
+            observed={
+                "worker_class": worker_class,
+                "driver": driver,
+                "databases": [database.label for database in databases],
+            },
         )

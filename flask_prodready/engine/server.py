@@ -72,9 +72,29 @@ def server_kind(software: str | None, environ: Any = None) -> str:
     return UNKNOWN
 
 
+#: gunicorn's worker classes by class name, to their short names (``-k`` accepts either).
+WORKER_CLASS_NAMES = {
+    "syncworker": "sync",
+    "threadworker": "gthread",
+    "geventworker": "gevent",
+    "geventpywsgiworker": "gevent_pywsgi",
+    "eventletworker": "eventlet",
+    "tornadoworker": "tornado",
+    "asgiworker": "asgi",
+}
+
+
+def worker_class_name(uri: str) -> str:
+    """gunicorn's short name of a worker class (``gunicorn.workers.ggevent.GeventWorker``
+    -> ``gevent``); a class of the app's own keeps its lowercased class name."""
+    name = uri.strip().lower().rsplit(".", 1)[-1]
+    if name in WORKER_CLASS_NAMES:
+        return WORKER_CLASS_NAMES[name]
+    return name or "sync"
+
+
 def _from_config(cfg: Any, source: str) -> GunicornSettings:
-    worker_class = str(getattr(cfg, "worker_class_str", "sync") or "sync").lower()
-    worker_class = worker_class.rsplit(".", 1)[-1].replace("worker", "") or worker_class
+    worker_class = worker_class_name(str(getattr(cfg, "worker_class_str", "sync") or "sync"))
     if worker_class in {"sync", ""} and int(cfg.threads) > 1:
         worker_class = "gthread"  # gunicorn switches sync to gthread when threads > 1
     return GunicornSettings(

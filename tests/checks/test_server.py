@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
 
+from flask_prodready import ProdReady
 from flask_prodready.engine.server import GunicornSettings, available_cpus, load_gunicorn_config
 
 from ..support import messages_of, outcome_of
@@ -174,3 +177,202 @@ class TestGunicornChecks:
         """A gunicorn file with a bad value raises ValueError naming it, with no output."""
         with pytest.raises(ValueError, match="Invalid value for workers: lots"):
             gunicorn_file(tmp_path, "workers = 'lots'\n")
+
+
+PG_URL = "postgresql+psycopg2://app:secret@127.0.0.1:5432/shop"
+LABEL = "the default database (postgresql://127.0.0.1:5432/shop)"
+
+
+@pytest.fixture
+def db_app(make_app: MakeApp) -> Iterator[Callable[..., Flask]]:
+    """An app whose Flask-SQLAlchemy default database is ``url`` (no connection made)."""
+    from flask_sqlalchemy import SQLAlchemy
+
+    made: list[SQLAlchemy] = []
+
+    def factory(url: str = PG_URL) -> Flask:
+        app = make_app(SQLALCHEMY_DATABASE_URI=url)
+        db = SQLAlchemy()
+        db.init_app(app)
+        made.append(db)
+        return app
+
+    yield factory
+    for db in made:
+        for engine in db._app_engines.values():  # type: ignore[attr-defined]
+            for each in engine.values():
+                each.dispose()
+
+
+@pytest.fixture
+def psycogreen_patched() -> Iterator[None]:
+    """psycopg2's wait callback set by psycogreen for the test, unset after."""
+    import psycopg2.extensions
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(None)
+
+
+def mysql_app(make_app: MakeApp, driver: str) -> Flask:
+    """An app handing over a MySQL engine on ``driver`` (a stand-in DBAPI, never connected)."""
+    import sqlalchemy
+
+    module = SimpleNamespace(paramstyle="format", version_info=(1, 1, 0), Error=Exception)
+    engine = sqlalchemy.create_engine(f"mysql+{driver}://app:secret@127.0.0.1/shop", module=module)
+    extension = ProdReady()
+    app = make_app(extension)
+    extension.add_engine(engine, name="main")
+    return app
+
+
+class TestWorkerClass:
+    @pytest.mark.parametrize(
+        ("spelling", "name", "fix"),
+        [
+            ("gevent", "gevent", "gevent"),
+            ("gunicorn.workers.ggevent.GeventWorker", "gevent", "gevent"),
+            ("gevent_pywsgi", "gevent_pywsgi", "gevent"),
+            ("eventlet", "eventlet", "eventlet"),
+            ("gunicorn.workers.geventlet.EventletWorker", "eventlet", "eventlet"),
+        ],
+    )
+    def test_green_worker_with_unpatched_psycopg2_fires(
+        self, db_app: Callable[..., Flask], tmp_path: Path, spelling: str, name: str, fix: str
+    ) -> None:
+        """Every spelling of gevent and eventlet with a bare psycopg2 is reported, live."""
+        settings = gunicorn_file(tmp_path, f"worker_class = {spelling!r}\n")
+        assert messages_of(db_app(), "server.worker_class", "live", gunicorn=settings) == [
+            (
+                "warning",
+                f"gunicorn's {name} worker (from gunicorn.conf.py) runs its requests as greenlets "
+                f"of one thread, and {LABEL} talks to its database through psycopg2 with no "
+                "wait callback set (nothing like psycogreen patches it): each query stalls "
+                f"every request of the worker; call psycogreen.{fix}.patch_psycopg() in "
+                "gunicorn's post_fork hook, or run the sync or gthread worker.",
+            )
+        ]
+
+    def test_psycogreen_patch_is_quiet(
+        self, db_app: Callable[..., Flask], tmp_path: Path, psycogreen_patched: None
+    ) -> None:
+        """psycopg2 with psycogreen's wait callback cooperates with gevent: quiet."""
+        settings = gunicorn_file(tmp_path, "worker_class = 'gevent'\n")
+        assert messages_of(db_app(), "server.worker_class", "live", gunicorn=settings) == []
+
+    @pytest.mark.parametrize("body", ["worker_class = 'sync'\n", "threads = 4\n"])
+    def test_sync_and_gthread_with_psycopg2_are_quiet(
+        self, db_app: Callable[..., Flask], tmp_path: Path, body: str
+    ) -> None:
+        """A blocking driver is right under the sync and gthread workers."""
+        settings = gunicorn_file(tmp_path, body)
+        assert messages_of(db_app(), "server.worker_class", "live", gunicorn=settings) == []
+
+    def test_patch_state_is_not_judged_from_the_cli(
+        self, db_app: Callable[..., Flask], tmp_path: Path
+    ) -> None:
+        """From the CLI the server's patch state is unknown: a gevent file alone passes."""
+        settings = gunicorn_file(tmp_path, "worker_class = 'gevent'\n")
+        assert messages_of(db_app(), "server.worker_class", gunicorn=settings) == []
+
+    def test_psycopg3_is_quiet(self, db_app: Callable[..., Flask], tmp_path: Path) -> None:
+        """psycopg 3 waits cooperatively under gevent by itself: quiet."""
+        settings = gunicorn_file(tmp_path, "worker_class = 'gevent'\n")
+        app = db_app("postgresql+psycopg://app:secret@127.0.0.1:5432/shop")
+        assert messages_of(app, "server.worker_class", "live", gunicorn=settings) == []
+
+    def test_pymysql_fires_until_gevent_patches_socket(
+        self, make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """pymysql is reported over an unpatched socket module and quiet once it is patched."""
+        settings = gunicorn_file(tmp_path, "worker_class = 'gevent'\n")
+        app = mysql_app(make_app, "pymysql")
+        monkey = SimpleNamespace(is_module_patched=lambda name: False)
+        monkeypatch.setitem(sys.modules, "gevent.monkey", monkey)
+        [(level, message)] = messages_of(app, "server.worker_class", "live", gunicorn=settings)
+        assert level == "warning"
+        assert "the engine 'main' (mysql://127.0.0.1/shop) talks to its database through " in (
+            message
+        )
+        assert "pymysql over a socket module gevent has not patched" in message
+        monkeypatch.setattr(monkey, "is_module_patched", lambda name: name == "socket")
+        assert messages_of(app, "server.worker_class", "live", gunicorn=settings) == []
+
+    def test_mysqlclient_always_fires(
+        self, make_app: MakeApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """mysqlclient is a C driver: reported even with every module patched."""
+        settings = gunicorn_file(tmp_path, "worker_class = 'gevent'\n")
+        monkeypatch.setitem(
+            sys.modules, "gevent.monkey", SimpleNamespace(is_module_patched=lambda name: True)
+        )
+        [(_, message)] = messages_of(
+            mysql_app(make_app, "mysqldb"), "server.worker_class", "live", gunicorn=settings
+        )
+        assert "mysqlclient (MySQLdb), a C driver no monkey patch reaches" in message
+        assert message.endswith(
+            "use pymysql (patched by gevent), or run the sync or gthread worker."
+        )
+
+    @pytest.mark.parametrize("worker_class", ["gevent", "eventlet", "tornado", "asgi"])
+    def test_threads_under_a_class_that_ignores_them(
+        self, make_app: MakeApp, tmp_path: Path, worker_class: str
+    ) -> None:
+        """threads > 1 under a worker class other than gthread and sync is reported."""
+        settings = gunicorn_file(tmp_path, f"worker_class = {worker_class!r}\nthreads = 4\n")
+        assert messages_of(make_app(), "server.worker_class", gunicorn=settings) == [
+            (
+                "warning",
+                f"gunicorn's {worker_class} worker ignores threads = 4 (from gunicorn.conf.py): "
+                "only the gthread worker runs requests on threads.",
+            )
+        ]
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            "worker_class = 'gthread'\nthreads = 4\n",
+            "worker_class = 'sync'\nthreads = 4\n",
+            "worker_class = 'gunicorn.workers.sync.SyncWorker'\nthreads = 4\n",
+            "worker_class = 'gevent'\nthreads = 1\n",
+        ],
+    )
+    def test_threads_where_they_count_are_quiet(
+        self, make_app: MakeApp, tmp_path: Path, body: str
+    ) -> None:
+        """threads with gthread (or sync, which gunicorn turns into gthread) pass."""
+        settings = gunicorn_file(tmp_path, body)
+        assert messages_of(make_app(), "server.worker_class", gunicorn=settings) == []
+
+    def test_full_class_names_are_gunicorns_short_names(self, tmp_path: Path) -> None:
+        """A worker class given by its full class name reads as gunicorn's short name."""
+        settings = gunicorn_file(
+            tmp_path, "worker_class = 'gunicorn.workers.gthread.ThreadWorker'\n"
+        )
+        assert settings.worker_class == "gthread"
+
+    @pytest.mark.parametrize(
+        ("software", "reason"),
+        [
+            ("waitress", "served by waitress, not gunicorn"),
+            ("Werkzeug/3.1.3", "served by Werkzeug/3.1.3, not gunicorn"),
+            ("Frobnicator/2.0", "unknown server 'Frobnicator/2.0', not gunicorn"),
+        ],
+    )
+    def test_skips_under_another_server(
+        self, make_app: MakeApp, software: str, reason: str
+    ) -> None:
+        """Live under another server the check skips, naming that server."""
+        outcome = outcome_of(make_app(), "server.worker_class", "live", server_software=software)
+        assert (outcome.status.value, outcome.reason) == ("skipped", reason)
+
+    def test_skips_from_the_cli_without_settings(self, make_app: MakeApp) -> None:
+        """From the CLI without --gunicorn-config it skips, saying how to judge."""
+        outcome = outcome_of(make_app(), "server.worker_class")
+        assert (outcome.status.value, outcome.reason) == (
+            "skipped",
+            "pass --gunicorn-config FILE to judge gunicorn's settings from the command line",
+        )

@@ -340,6 +340,7 @@ def test_gunicorn_accepts_the_config_and_readiness_passes_it(tmp_path: Path) -> 
         "server.workers": "pass",
         "server.timeout": "pass",
         "server.max_requests_jitter": "pass",
+        "server.worker_class": "pass",
     }
 
 

@@ -249,7 +249,7 @@ class TrafficRecord:
             elif lowered in _SECURITY_HEADER_SET:
                 if found is None:
                     found = {}
-                if lowered == "content-security-policy":
+                if lowered == "content-security-policy" and ("once-" in value or "ONCE-" in value):
                     value = _NONCE.sub("'nonce-…'", value)
                 if len(value) > MAX_VALUE_LENGTH:
                     value = _shortened(lowered, value)
@@ -378,8 +378,11 @@ def framing_guarded(found: Mapping[str, str] | None) -> bool:
     if frame_options is not None and frame_options.strip().upper() in ("DENY", "SAMEORIGIN"):
         return True
     policy = found.get("content-security-policy")
-    return policy is not None and any(
-        part.split(None, 1)[:1] == ["frame-ancestors"] for part in policy.lower().split(";")
+    if policy is None:
+        return False
+    lowered = policy.lower()
+    return "frame-ancestors" in lowered and any(
+        part.split(None, 1)[:1] == ["frame-ancestors"] for part in lowered.split(";")
     )
 
 

@@ -14,6 +14,7 @@ from flask import Flask
 from flask_prodready import ProdReady
 from flask_prodready.engine.server import GunicornSettings, available_cpus, load_gunicorn_config
 
+from ..stacks import flask_sqlalchemy_engines
 from ..support import messages_of, outcome_of
 
 MakeApp = Callable[..., Flask]
@@ -188,20 +189,19 @@ def db_app(make_app: MakeApp) -> Iterator[Callable[..., Flask]]:
     """An app whose Flask-SQLAlchemy default database is ``url`` (no connection made)."""
     from flask_sqlalchemy import SQLAlchemy
 
-    made: list[SQLAlchemy] = []
+    made: list[tuple[SQLAlchemy, Flask]] = []
 
     def factory(url: str = PG_URL) -> Flask:
         app = make_app(SQLALCHEMY_DATABASE_URI=url)
         db = SQLAlchemy()
         db.init_app(app)
-        made.append(db)
+        made.append((db, app))
         return app
 
     yield factory
-    for db in made:
-        for engine in db._app_engines.values():  # type: ignore[attr-defined]
-            for each in engine.values():
-                each.dispose()
+    for db, app in made:  # Flask-SQLAlchemy 2.x and 3.x keep their engines differently
+        for engine in flask_sqlalchemy_engines(db, app):
+            engine.dispose()
 
 
 @pytest.fixture

@@ -42,12 +42,18 @@ SHOWN_LENGTH = 120
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def escape_controls(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1: escape sequences, bells,
+    carriage returns, newlines) written as a visible ``\\xNN`` escape."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def inert(text: str, limit: int = SHOWN_LENGTH) -> str:
-    """``text`` safe to print anywhere: control characters (C0, DEL, C1) written as
-    ``\\xNN`` escapes, and cut to ``limit`` characters (an ellipsis marks the cut)."""
+    """``text`` safe to print anywhere: control characters escaped
+    (:func:`escape_controls`), and cut to ``limit`` characters (an ellipsis marks the cut)."""
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escape_controls(text)
 
 
 def significant(count: int, total: int) -> bool:
@@ -91,7 +97,7 @@ class PeerEvidence:
         address = ", ".join(shown) + (f" and {len(members) - 3} more" if len(members) > 3 else "")
         return cls(
             address=address,
-            **{key: sum(getattr(peer, key) for peer in members) for key in _PEER_NUMBERS},
+            **{key: sum(getattr(peer, key) for peer in members) for key in PEER_COUNTS},
             chains=dict(sorted(chains.items())),
             xfp_values=xfp_values,
         )
@@ -215,7 +221,7 @@ class Evidence:
             requests += bucket["requests"]
             for address, counts in bucket["peers"].items():
                 merged = peers.setdefault(address, _new_peer())
-                for key in _PEER_NUMBERS:
+                for key in PEER_COUNTS:
                     merged[key] += counts[key]
                 for length, n in counts["chains"].items():
                     merged["chains"][int(length)] = merged["chains"].get(int(length), 0) + n
@@ -269,7 +275,8 @@ class Evidence:
 
 #: Example paths kept per kind of problem.
 MAX_EXAMPLES = 5
-_PEER_NUMBERS = (
+#: The counts of a direct peer, in a bucket's published form and in :class:`PeerEvidence`.
+PEER_COUNTS = (
     "requests",
     "with_xff",
     "with_xfp",
@@ -282,7 +289,7 @@ _PEER_NUMBERS = (
 
 
 def _new_peer() -> dict[str, Any]:
-    return {**dict.fromkeys(_PEER_NUMBERS, 0), "chains": {}, "xfp_values": {}}
+    return {**dict.fromkeys(PEER_COUNTS, 0), "chains": {}, "xfp_values": {}}
 
 
 def _new_kind() -> dict[str, Any]:
@@ -292,7 +299,7 @@ def _new_kind() -> dict[str, Any]:
 def _peer(address: str, counts: Mapping[str, Any]) -> PeerEvidence:
     return PeerEvidence(
         address=inert(address, 64),
-        **{key: counts[key] for key in _PEER_NUMBERS},
+        **{key: counts[key] for key in PEER_COUNTS},
         chains=dict(sorted(counts["chains"].items())),
         xfp_values=dict(counts["xfp_values"]),
     )

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .evidence import PEER_COUNTS
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -117,14 +119,7 @@ class _Peer:
 
     def published(self) -> dict[str, Any]:
         return {
-            "requests": self.requests,
-            "with_xff": self.with_xff,
-            "with_xfp": self.with_xfp,
-            "with_xfh": self.with_xfh,
-            "rewritten": self.rewritten,
-            "xfp_applied": self.xfp_applied,
-            "https_as_http": self.https_as_http,
-            "static": self.static,
+            **{key: getattr(self, key) for key in PEER_COUNTS},
             "chains": {str(k): v for k, v in self.chains.items()},
             "xfp_values": dict(self.xfp_values),
         }
@@ -424,7 +419,7 @@ def valid_bucket(data: Any) -> bool:
         for address, peer in data["peers"].items():
             if not isinstance(address, str) or not isinstance(peer, dict):
                 return False
-            if not all(_count(peer[key]) for key in _PEER_KEYS):
+            if not all(_count(peer[key]) for key in PEER_COUNTS):
                 return False
             if not _counts(peer["chains"], numeric_keys=True) or not _counts(peer["xfp_values"]):
                 return False
@@ -452,18 +447,6 @@ def valid_bucket(data: Any) -> bool:
         return _strings(data["static_samples"])
     except (KeyError, TypeError, AttributeError):
         return False
-
-
-_PEER_KEYS = (
-    "requests",
-    "with_xff",
-    "with_xfp",
-    "with_xfh",
-    "rewritten",
-    "xfp_applied",
-    "https_as_http",
-    "static",
-)
 
 
 def _count(value: Any) -> bool:

@@ -9,12 +9,12 @@ the control characters this renderer writes itself (its newlines and colours).
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Iterable
 
 import click
 
+from ..engine.evidence import escape_controls
 from ..engine.findings import Level, Report, Status
 from ..engine.registry import DEFAULT_MODES, ENGINE, Check
 from .grouping import findings_by_area, skipped_by_reason
@@ -32,13 +32,11 @@ _STATUS_STYLE = {
 }
 WIDTH = 100
 INDENT = " " * 12
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def printable(text: object) -> str:
-    """``text`` with every control character (C0, DEL, C1: escape sequences, bells,
-    carriage returns, newlines) written as a visible ``\\xNN`` escape."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    """``text`` as a string with every control character written as a visible escape."""
+    return escape_controls(str(text))
 
 
 def render_text(report: Report) -> str:

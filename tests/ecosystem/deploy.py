@@ -45,7 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..integration.processes import free_port, nginx_binary, self_signed_certificate
+from ..integration.processes import (
+    free_port,
+    nginx_binary,
+    self_signed_certificate,
+    wait_for_port,
+)
 from ..loopback import require_gunicorn_arguments, require_loopback_host, require_nginx_config
 from .apps import App, Request
 
@@ -256,16 +261,11 @@ def _wait_for_socket(path: Path, process: subprocess.Popen[bytes], log: Path) ->
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DeployError(f"exited with {process.returncode}:\n{_tail(log)}")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.05)
-    raise DeployError(f"nothing listened on {HOST}:{port} in {START_TIMEOUT:.0f} s:\n{_tail(log)}")
+    """The integration tests' bounded wait, failing as a deployment error."""
+    try:
+        wait_for_port(port, process, log)
+    except RuntimeError as exc:
+        raise DeployError(str(exc)) from None
 
 
 def _tail(log: Path, lines: int = 30) -> str:

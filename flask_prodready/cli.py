@@ -26,7 +26,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import NoAppException, ScriptInfo
 
-from .engine.findings import CheckOutcome, Level, Report
+from .engine.findings import CheckOutcome, Level, Report, Status
 from .engine.redaction import Redactor, UnsafeValue
 from .engine.registry import CLI, REMOTE, Registry
 from .engine.state import EXTENSION_KEY, AppState
@@ -285,11 +285,20 @@ def _gate(
     registry: Registry,
     locations: SourceLocations | None = None,
 ) -> NoReturn:
-    """Print the report and exit with the gate's code."""
+    """Print the report and exit with the gate's code.
+
+    A run in which no check could judge prints its report (status ``unknown``) and exits
+    2 with the reason on stderr: it is neither a pass nor a finding.
+    """
     click.echo(
         render(report, output_format, threshold=threshold, registry=registry, locations=locations),
         nl=False,
     )
+    if report.status is Status.UNKNOWN:
+        click.echo(
+            f"Error: nothing could be judged: {_first_line(report.unjudged_reason())}", err=True
+        )
+        sys.exit(EXIT_USAGE)
     sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)
 
 

@@ -103,6 +103,7 @@ class ProdReady:
         modes: Iterable[str] = DEFAULT_MODES,
         timeout: float | None = None,
         blocking: bool = True,
+        aliases: Iterable[str] = (),
     ) -> Callable[[F], F]:
         """Register a custom check (SPEC §10); a clash with an existing id raises ``ValueError``.
 
@@ -110,9 +111,10 @@ class ProdReady:
         (for slow work that never runs on the request path). An app's own checks usually
         ask its dependencies (Redis, a queue, an API), so they are ``blocking`` unless
         declared ``blocking=False``: each runs on a thread of its own under the timeout.
-        The function is returned unchanged. A check declared after ``init_app`` joins the
-        apps already set up too (but only checks known at ``init_app`` can be named in
-        ``PRODREADY_HEALTHZ_CHECKS``).
+        ``aliases`` keeps the former ids of a renamed check working in silences and
+        exclusions. The function is returned unchanged. A check declared after
+        ``init_app`` joins the apps already set up too (but only checks known at
+        ``init_app`` can be named in ``PRODREADY_HEALTHZ_CHECKS``).
         """
 
         def decorate(func: F) -> F:
@@ -127,14 +129,18 @@ class ProdReady:
                 origin=getattr(func, "__module__", None) or "unknown",
                 timeout=timeout,
                 blocking=blocking,
+                aliases=aliases,
             )
             with self._lock:
                 states = list(self._states)
-                taken = {c.id for c in builtin_checks()} | {c.id for c in self._custom}
+                known = [*builtin_checks(), *self._custom]
+                taken = {name for c in known for name in (c.id, *c.aliases)}
                 taken |= {i for state in states for i in state.registry.ids}
-                if item.id in taken:
+                taken |= {i for state in states for i in state.registry.aliases}
+                clash = next((n for n in (item.id, *item.aliases) if n in taken), None)
+                if clash is not None:
                     raise ValueError(
-                        f"check id {item.id!r} is already registered; check ids must be unique"
+                        f"check id {clash!r} is already registered; check ids must be unique"
                     )
                 self._custom.append(item)
                 for state in states:
@@ -198,7 +204,7 @@ class ProdReady:
         unknown = [
             name
             for name in settings.healthz_checks
-            if name not in registry.ids and name not in registry.tags
+            if registry.get(name) is None and name not in registry.tags
         ]
         if unknown:
             raise ValueError(
@@ -208,7 +214,10 @@ class ProdReady:
         selected = registry.select_names(settings.healthz_checks)
         # Named by id only: a tag such as "security" may well span checks of other modes.
         elsewhere = [
-            c.id for c in selected if LIVE not in c.modes and c.id in settings.healthz_checks
+            c.id
+            for c in selected
+            if LIVE not in c.modes
+            and c.id in {registry.resolve(name) for name in settings.healthz_checks}
         ]
         if elsewhere:
             logger.warning(

@@ -317,7 +317,8 @@ def test_a_hanging_blocking_check_does_not_keep_the_command_from_exiting(
     project: Path,
 ) -> None:
     """A blocking check that hangs for ever: flask readiness reports check_timeout and exits
-    within the check timeout plus 2 s (its thread is a daemon)."""
+    within the check timeout plus 2 s (its thread is a daemon); it was the only check, so
+    nothing was judged: status unknown, exit 2 with the reason."""
     (project / "hangapp.py").write_text(textwrap.dedent(HANGING_APP))
     started = time.monotonic()
     assert run_flask(project, "hangapp", "--list").returncode == 0
@@ -326,7 +327,9 @@ def test_a_hanging_blocking_check_does_not_keep_the_command_from_exiting(
     done = run_flask(project, "hangapp", "--format", "json", "--tag", "myapp")
     elapsed = time.monotonic() - started
     body = json.loads(done.stdout)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "Error: nothing could be judged: myapp.hangs: timed out\n"
+    assert body["status"] == "unknown"
     assert [f["id"] for f in body["findings"]] == ["prodready.check_timeout"]
     assert elapsed - startup < 1.0 + 2.0, (elapsed, startup)
 

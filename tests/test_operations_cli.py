@@ -281,11 +281,17 @@ class TestAudit:
         assert body["summary"]["passed"] == 0
 
     def test_without_audit_it_says_how_to_ask(self, project: Path, tmp_path: Path) -> None:
-        """Without --audit, dependencies.vulnerable is skipped with how to run it."""
+        """Without --audit, dependencies.vulnerable is skipped with how to run it; it was the
+        only check selected, so nothing was judged: exit 2 with that reason."""
         module = write_app(project, "auditapp")
         env = self.env(tmp_path, [])
         done = readiness(project, module, "--tag", "dependencies", "--format", "json", env=env)
-        assert done.returncode == 0
+        assert done.returncode == 2
+        assert done.stderr == (
+            "Error: nothing could be judged: dependencies.vulnerable: run `flask readiness "
+            "--audit` to audit dependencies\n"
+        )
+        assert json.loads(done.stdout)["status"] == "unknown"
         assert json.loads(done.stdout)["checks"]["dependencies.vulnerable"] == {
             "status": "skipped",
             "reason": "run `flask readiness --audit` to audit dependencies",

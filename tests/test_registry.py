@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
-from flask_prodready import Level, check
+from flask_prodready import Finding, Level, ProdReady, check
 from flask_prodready.checks import builtin_checks
 from flask_prodready.engine.registry import Registry, make_check
+from flask_prodready.engine.state import get_state
+from flask_prodready.render.text import render_catalogue
 
 
 def noop(ctx: object) -> None:
@@ -108,3 +111,79 @@ def test_tag_live_selects_exactly_the_live_only_built_in_checks() -> None:
         "tls.certificate_expiry",
         "tls.http_redirect",
     }
+
+
+class TestAliases:
+    """A renamed check keeps its former id wherever ids are given."""
+
+    @pytest.fixture
+    def registry(self) -> Registry:
+        renamed = make_check(
+            "myapp.new", level="error", title="t", func=noop, aliases=["myapp.old"]
+        )
+        return Registry([renamed, make_check("myapp.other", level="error", title="t", func=noop)])
+
+    def test_the_former_id_names_the_check(self, registry: Registry) -> None:
+        """resolve, get and unknown_ids know the former id; the id itself stays the id."""
+        assert registry.resolve("myapp.old") == "myapp.new"
+        assert registry.resolve("myapp.other") == "myapp.other"
+        item = registry.get("myapp.old")
+        assert item is not None
+        assert item.id == "myapp.new"
+        assert registry.unknown_ids(["myapp.old", "myapp.gone"]) == ["myapp.gone"]
+        assert registry.aliases == {"myapp.old": "myapp.new"}
+        assert "myapp.old" not in registry.ids
+
+    def test_exclude_and_select_by_the_former_id(self, registry: Registry) -> None:
+        """--exclude and PRODREADY_HEALTHZ_CHECKS accept the former id."""
+        assert [c.id for c in registry.select(exclude=["myapp.old"])] == ["myapp.other"]
+        assert [c.id for c in registry.select_names(["myapp.old"])] == ["myapp.new"]
+
+    def test_a_former_id_cannot_be_taken_again(self, registry: Registry) -> None:
+        """A check whose id is another's former id (or the reverse) is refused."""
+        with pytest.raises(ValueError, match=r"'myapp\.old' is already registered"):
+            registry.add(make_check("myapp.old", level="error", title="t", func=noop))
+        with pytest.raises(ValueError, match=r"'myapp\.other' is already registered"):
+            registry.add(
+                make_check(
+                    "myapp.third", level="error", title="t", func=noop, aliases=["myapp.other"]
+                )
+            )
+
+    @pytest.mark.parametrize("bad", [["myapp.x"], ["Old"]])
+    def test_an_alias_must_be_another_id(self, bad: list[str]) -> None:
+        """An alias equal to the id, or not shaped like an id, is refused."""
+        with pytest.raises(ValueError, match="must be another id"):
+            make_check("myapp.x", level="error", title="t", func=noop, aliases=bad)
+
+    def test_the_catalogue_lists_former_ids(self, registry: Registry) -> None:
+        """--list (text and json) says which id a check had before."""
+        assert "formerly myapp.old" in render_catalogue(registry)
+        assert registry.describe()[0]["aliases"] == ["myapp.old"]
+
+
+def test_a_former_id_silences_and_is_named_for_renaming() -> None:
+    """PRODREADY_SILENCED keyed by a former id silences the check; prodready.unknown_silence
+    says (info) which id to write instead, and does not call it unknown."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="k" * 40,
+        PRODREADY_SILENCED={"myapp.old": "known and accepted"},
+    )
+    prodready = ProdReady(app)
+
+    @prodready.check("myapp.new", title="t", aliases=["myapp.old"], blocking=False)
+    def always(ctx: object) -> object:
+        return Finding("myapp.new", Level.ERROR, "Always wrong.")
+
+    report = get_state(app).build_report(app, mode="cli", tags=["myapp", "prodready"])
+    found = {f.id: f for f in report.findings}
+    assert found["myapp.new"].silenced
+    assert found["myapp.new"].silence_reason == "known and accepted"
+    assert found["prodready.unknown_silence"].level is Level.INFO
+    assert found["prodready.unknown_silence"].message == (
+        "PRODREADY_SILENCED names 'myapp.old', the former id of 'myapp.new': it still "
+        "silences 'myapp.new', but name it by its id."
+    )
+    with pytest.raises(ValueError, match=r"'myapp\.old' is already registered"):
+        prodready.check("myapp.old", title="t")(noop)

@@ -23,7 +23,16 @@ from ..engine.registry import check
 def check_unknown_silence(ctx: CheckContext) -> Iterator[Finding]:
     known = sorted(ctx.check_ids)
     for check_id in sorted(ctx.settings.silenced):
-        if check_id not in known:
+        renamed = ctx.check_aliases.get(check_id)
+        if renamed is not None:
+            yield ctx.finding(
+                f"PRODREADY_SILENCED names {check_id!r}, the former id of {renamed!r}: it "
+                f"still silences {renamed!r}, but name it by its id.",
+                level=Level.INFO,
+                hint=f"Rename the entry to {renamed!r}.",
+                observed=check_id,
+            )
+        elif check_id not in known:
             close = difflib.get_close_matches(check_id, known, n=1)
             suggestion = f" Did you mean {close[0]!r}?" if close else ""
             yield ctx.finding(

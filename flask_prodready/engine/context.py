@@ -88,8 +88,9 @@ class RunEnvironment:
     the report (``None`` from the CLI). ``gunicorn`` holds gunicorn's resolved settings
     when known. ``observation`` is the live traffic record. ``audit`` is the CLI's
     ``--audit`` and ``remote`` what remote mode fetched; ``check_ids`` is the whole
-    catalogue. ``config_at_init`` is the app's config as ``init_app`` saw it: the
-    ``flask`` command overwrites ``DEBUG`` from ``FLASK_DEBUG`` after the factory returns.
+    catalogue and ``check_aliases`` its former ids. ``config_at_init`` is the app's config
+    as ``init_app`` saw it: the ``flask`` command overwrites ``DEBUG`` from
+    ``FLASK_DEBUG`` after the factory returns.
     """
 
     app: Flask
@@ -102,6 +103,7 @@ class RunEnvironment:
     audit: bool = False
     remote: RemoteTarget | None = None
     check_ids: frozenset[str] = frozenset()
+    check_aliases: Mapping[str, str] = field(default_factory=dict)
     config_at_init: Mapping[str, Any] = field(default_factory=dict)
     resources: RunResources = field(default_factory=RunResources, compare=False)
 
@@ -164,6 +166,11 @@ class CheckContext:
     def check_ids(self) -> frozenset[str]:
         """Every check id registered on this app (built-in, entry points, custom)."""
         return self.env.check_ids
+
+    @property
+    def check_aliases(self) -> Mapping[str, str]:
+        """Former ids of renamed checks, each with the id it now stands for."""
+        return self.env.check_aliases
 
     def shared(self, kind: type[R], make: Callable[[], R] | None = None) -> R:
         """The one ``kind`` object the checks of this run share (see :class:`RunResources`)."""

@@ -49,11 +49,16 @@ class Status(str, enum.Enum):
     PASS = "pass"
     WARN = "warn"  # overall status only
     FAIL = "fail"
+    UNKNOWN = "unknown"  # overall status only: not one selected check could judge
     SKIPPED = "skipped"  # per check only
     ERROR = "error"  # per check only: it raised or timed out
 
     def __str__(self) -> str:
         return self.value
+
+
+#: Outcomes of a check that judged: it passed or it found something.
+JUDGED = frozenset({Status.PASS, Status.FAIL})
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,9 @@ class Report:
     evidence: Mapping[str, Any] | None = None
     findings: tuple[Finding, ...] = field(init=False)
     status: Status = field(init=False)
-    """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``."""
+    """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``;
+    ``unknown`` when not one check judged (each was skipped or errored): such a run is
+    never a pass, whatever the findings of its crashes say."""
 
     def __post_init__(self) -> None:
         ordered = sorted(
@@ -156,7 +163,23 @@ class Report:
             status = Status.FAIL
         elif any(f.level is Level.WARNING for f in active):
             status = Status.WARN
+        if not any(o.status in JUDGED for o in self.outcomes.values()):
+            status = Status.UNKNOWN
         object.__setattr__(self, "status", status)
+
+    def unjudged_reason(self) -> str:
+        """Why no check could judge, in one line (for ``unknown``): each distinct reason
+        with the checks it held back."""
+        by_reason: dict[str, list[str]] = {}
+        for check_id in sorted(self.outcomes):
+            outcome = self.outcomes[check_id]
+            reason = outcome.reason or (
+                "it failed to run" if outcome.status is Status.ERROR else "no reason given"
+            )
+            by_reason.setdefault(reason, []).append(check_id)
+        if not by_reason:
+            return "no check was selected"
+        return "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in by_reason.items())
 
     def summary(self) -> dict[str, int]:
         """Counts of unsilenced findings per level, and of passed, skipped and silenced."""

@@ -80,6 +80,10 @@ class Check:
     #: the file system). Blocking checks run each in a thread of its own under the
     #: timeout; pure ones run one after another in the thread that asked for the report.
     blocking: bool = False
+    #: Former ids of this check, still accepted wherever ids are given (silences,
+    #: ``--exclude``, ``?exclude=``, ``PRODREADY_HEALTHZ_CHECKS``) so a rename breaks no
+    #: configuration. Findings always carry :attr:`id`.
+    aliases: tuple[str, ...] = ()
 
     @property
     def area(self) -> str:
@@ -105,6 +109,7 @@ def make_check(
     origin: str = "flask_prodready",
     timeout: float | None = None,
     blocking: bool = False,
+    aliases: Iterable[str] = (),
 ) -> Check:
     """Validate metadata and build a :class:`Check`; every error names the offending value."""
     if not isinstance(check_id, str) or not ID_PATTERN.match(check_id):
@@ -112,6 +117,14 @@ def make_check(
             f"check id {check_id!r} must look like 'area.name' "
             "(lowercase letters, digits and underscores)"
         )
+    if isinstance(aliases, str):
+        raise TypeError(f"aliases of {check_id} must be a list of ids, not the string {aliases!r}")
+    alias_list = list(dict.fromkeys(aliases))
+    for alias in alias_list:
+        if not isinstance(alias, str) or not ID_PATTERN.match(alias) or alias == check_id:
+            raise ValueError(
+                f"alias {alias!r} of {check_id} must be another id looking like 'area.name'"
+            )
     if isinstance(tags, str):
         raise TypeError(f"tags of {check_id} must be a list of strings, not the string {tags!r}")
     tag_list = [check_id.split(".", 1)[0]]
@@ -144,6 +157,7 @@ def make_check(
         origin=origin,
         timeout=None if timeout is None else float(timeout),
         blocking=bool(blocking),
+        aliases=tuple(alias_list),
     )
 
 
@@ -174,11 +188,13 @@ def check(
     modes: Iterable[str] = DEFAULT_MODES,
     timeout: float | None = None,
     blocking: bool = False,
+    aliases: Iterable[str] = (),
 ) -> Callable[[CheckFunc], Check]:
     """Declare a check without registering it (built-in modules and entry points use this).
 
     ``ProdReady.check`` is the same decorator but also adds the check to that extension.
-    ``blocking=True`` for a check that waits on anything outside the process.
+    ``blocking=True`` for a check that waits on anything outside the process; ``aliases``
+    lists former ids of a renamed check.
     """
 
     def decorate(func: CheckFunc) -> Check:
@@ -194,16 +210,22 @@ def check(
             origin=origin,
             timeout=timeout,
             blocking=blocking,
+            aliases=aliases,
         )
 
     return decorate
 
 
 class Registry:
-    """An ordered set of checks with unique ids; selection by tag and id."""
+    """An ordered set of checks with unique ids; selection by tag and id.
+
+    Wherever ids are given (selection, exclusion, silences), a former id of a renamed
+    check (its :attr:`Check.aliases`) names the check as its id does.
+    """
 
     def __init__(self, checks: Iterable[Check] = ()) -> None:
         self._checks: dict[str, Check] = {}
+        self._aliases: dict[str, str] = {}  # former id -> id
         self._tags: frozenset[str] | None = None  # computed on first use, reset by add()
         for item in checks:
             self.add(item)
@@ -212,15 +234,21 @@ class Registry:
         """Register ``item``; an id that is already taken raises ``ValueError``."""
         if not isinstance(item, Check):
             raise TypeError(f"expected a Check, got {type(item).__name__}")
-        existing = self._checks.get(item.id)
-        if existing is not None:
-            raise ValueError(
-                f"check id {item.id!r} is already registered (by {existing.origin}); "
-                "check ids must be unique"
-            )
+        for name in (item.id, *item.aliases):
+            existing = self.get(name)
+            if existing is not None:
+                raise ValueError(
+                    f"check id {name!r} is already registered (by {existing.origin}); "
+                    "check ids and their aliases must be unique"
+                )
         self._checks[item.id] = item
+        self._aliases.update(dict.fromkeys(item.aliases, item.id))
         self._tags = None
         return item
+
+    def resolve(self, name: str) -> str:
+        """The id ``name`` stands for: itself, or the id of the check it is a former id of."""
+        return self._aliases.get(name, name)
 
     def __contains__(self, check_id: object) -> bool:
         return check_id in self._checks
@@ -232,11 +260,17 @@ class Registry:
         return len(self._checks)
 
     def get(self, check_id: str) -> Check | None:
-        return self._checks.get(check_id)
+        """The check with this id or former id, or ``None``."""
+        return self._checks.get(self.resolve(check_id))
 
     @property
     def ids(self) -> frozenset[str]:
         return frozenset(self._checks)
+
+    @property
+    def aliases(self) -> Mapping[str, str]:
+        """Former ids and the ids they stand for."""
+        return dict(self._aliases)
 
     @property
     def tags(self) -> frozenset[str]:
@@ -250,7 +284,7 @@ class Registry:
         return [t for t in tags if t not in known]
 
     def unknown_ids(self, ids: Iterable[str]) -> list[str]:
-        return [i for i in ids if i not in self._checks]
+        return [i for i in ids if self.resolve(i) not in self._checks]
 
     def select(self, tags: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[Check]:
         """Runnable checks having any of ``tags`` (all when empty), minus the ``exclude`` ids.
@@ -258,7 +292,7 @@ class Registry:
         Engine entries are never selected: the runner reports them itself.
         """
         wanted = set(tags)
-        skipped = set(exclude)
+        skipped = {self.resolve(name) for name in exclude}
         return [
             item
             for item in self
@@ -268,8 +302,8 @@ class Registry:
         ]
 
     def select_names(self, names: Iterable[str]) -> list[Check]:
-        """Checks named by id or by tag (``PRODREADY_HEALTHZ_CHECKS``)."""
-        wanted = set(names)
+        """Checks named by id (or former id) or by tag (``PRODREADY_HEALTHZ_CHECKS``)."""
+        wanted = {self.resolve(name) for name in names}
         return [
             item
             for item in self
@@ -287,6 +321,7 @@ class Registry:
                 "modes": sorted(mode.value for mode in item.modes),
                 "kind": item.kind,
                 "blocking": item.blocking,
+                "aliases": list(item.aliases),
             }
             for item in self
         ]

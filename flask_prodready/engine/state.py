@@ -101,13 +101,14 @@ class AppState:
             audit=audit,
             remote=remote,
             check_ids=self.registry.ids,
+            check_aliases=self.registry.aliases,
             config_at_init=self.config_at_init,
         )
         outcomes = self.runner.run(
             selected,
             env,
             timeout=self.settings.check_timeout,
-            silenced=self.settings.silenced,
+            silenced={self.registry.resolve(k): v for k, v in self.settings.silenced.items()},
             redactor=Redactor.for_config(app.config, extra=self.engines.passwords()),
         )
         return Report(

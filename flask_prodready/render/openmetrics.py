@@ -18,7 +18,7 @@ CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 #: What a check run can end in, and what a report can be (SPEC §4).
 CHECK_STATUSES = (Status.PASS, Status.FAIL, Status.SKIPPED, Status.ERROR)
-REPORT_STATUSES = (Status.PASS, Status.WARN, Status.FAIL)
+REPORT_STATUSES = (Status.PASS, Status.WARN, Status.FAIL, Status.UNKNOWN)
 
 
 def escape_label_value(value: str) -> str:
@@ -56,7 +56,8 @@ def render_openmetrics(report: Report) -> str:
     summary = report.summary()
     lines = _family(
         "prodready_status",
-        "Overall status of the readiness report: 1 for the status it has (pass, warn, fail).",
+        "Overall status of the readiness report: 1 for the status it has (pass, warn, "
+        "fail, unknown).",
         (
             ({"status": status.value, **worker}, int(report.status is status))
             for status in REPORT_STATUSES

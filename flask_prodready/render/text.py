@@ -29,6 +29,7 @@ _STATUS_STYLE = {
     Status.FAIL: {"fg": "white", "bg": "red", "bold": True},
     Status.WARN: {"fg": "black", "bg": "yellow", "bold": True},
     Status.PASS: {"fg": "white", "bg": "green", "bold": True},
+    Status.UNKNOWN: {"fg": "white", "bg": "magenta", "bold": True},
 }
 WIDTH = 100
 INDENT = " " * 12
@@ -120,6 +121,7 @@ def render_catalogue(checks: Iterable[Check]) -> str:
             marks = []
             if item.modes != DEFAULT_MODES:
                 marks.append(" or ".join(sorted(mode.value for mode in item.modes)) + " only")
+        marks.extend(f"formerly {alias}" for alias in item.aliases)
         suffix = f"  [{', '.join(marks)}]" if marks else ""
         tags = ",".join(item.tags)
         lines.append(f"{item.id:<{width}}  {item.level.value:<8}  {tags:<28}  {item.title}{suffix}")

@@ -33,7 +33,10 @@ STATUS_LINES = {200: "200 OK", 503: "503 Service Unavailable"}
 def healthz_answer(app: Flask, state: AppState, server_software: str | None) -> tuple[int, bytes]:
     """(HTTP status, body) of ``/healthz``: a constant unless checks are configured.
 
-    Never raises: a failure to judge is a ``fail``, which is what a probe must see.
+    Never raises: a failure to judge is a ``fail``, which is what a probe must see. When
+    the named checks were all skipped (they cannot judge in this server, which
+    ``init_app`` logs), the answer is ``200`` ``warn``: the process is up, and a probe
+    that restarted it would not make the checks judge.
     """
     if not state.healthz_checks:
         return 200, PASS_BODY
@@ -42,6 +45,8 @@ def healthz_answer(app: Flask, state: AppState, server_software: str | None) -> 
             app, key=("healthz",), checks=state.healthz_checks, server_software=server_software
         )
         status = report.status
+        if status is Status.UNKNOWN:
+            status = Status.FAIL if any(f.blocking for f in report.findings) else Status.WARN
     except Exception as exc:  # a probe gets an answer, whatever happened
         logger.error("flask-prodready /healthz could not judge: %s", type(exc).__name__)
         status = Status.FAIL

@@ -53,6 +53,9 @@ TOKEN_PARAMETERS = frozenset(
         "key",
     }
 )
+#: Report statuses answered with 503: a failing report, and one no check could judge
+#: (a readiness probe must not take "could not tell" for ready).
+NOT_READY = frozenset({Status.FAIL, Status.UNKNOWN})
 #: Rendered bodies kept for cached reports (one per format and stylesheet URL).
 MAX_RENDERED = 16
 #: Longest query value accepted; ids and tags are short.
@@ -277,7 +280,7 @@ class ReportEndpoint:
         except Exception as exc:  # the report endpoint answers, whatever happened
             logger.error("flask-prodready could not build the report: %s", type(exc).__name__)
             return self.error(503, "the report could not be built; see the server log")
-        code = 503 if report.status is Status.FAIL else 200
+        code = 503 if report.status in NOT_READY else 200
         accept = environ.get("HTTP_ACCEPT")
         chosen = fmt if fmt is not None else self._negotiate(accept) if accept else "json"
         if chosen == "openmetrics":

@@ -85,6 +85,7 @@ class TestRenderer:
             (("status", "pass"),): 0,
             (("status", "warn"),): 0,
             (("status", "fail"),): 1,
+            (("status", "unknown"),): 0,
         }
         assert samples(parsed["prodready_findings"], "pid", "hostname") == {
             (("level", "critical"),): 1,

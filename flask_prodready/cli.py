@@ -420,6 +420,21 @@ def _run_remote(
     "(read with gunicorn's own loader).",
 )
 @click.option(
+    "--nginx-config",
+    "nginx_config",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, readable=True),
+    help="Judge the nginx.* checks against this nginx configuration (includes followed) "
+    "instead of PRODREADY_NGINX_CONFIG or /etc/nginx/nginx.conf.",
+)
+@click.option(
+    "--systemd-unit",
+    "systemd_unit",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, readable=True),
+    help="Judge the supervision.* checks against this systemd unit file (before a release).",
+)
+@click.option(
     "--audit",
     is_flag=True,
     help="Also run dependencies.vulnerable (pip-audit on this environment).",
@@ -437,6 +452,8 @@ def readiness_command(
     tags: tuple[str, ...],
     excludes: tuple[str, ...],
     gunicorn_config: str | None,
+    nginx_config: str | None,
+    systemd_unit: str | None,
     audit: bool,
     list_only: bool,
     url: str | None,
@@ -448,7 +465,13 @@ def readiness_command(
     """Check this app's production readiness and exit non-zero when it is not ready."""
     threshold = Level.parse(fail_level)
     if url is not None:  # remote mode: the local app is not loaded at all
-        local = {"--list": list_only, "--gunicorn-config": gunicorn_config, "--audit": audit}
+        local = {
+            "--list": list_only,
+            "--gunicorn-config": gunicorn_config,
+            "--nginx-config": nginx_config,
+            "--systemd-unit": systemd_unit,
+            "--audit": audit,
+        }
         for name, given in local.items():
             if given:
                 raise UsageFailure(
@@ -509,7 +532,14 @@ def readiness_command(
         except ValueError as exc:
             raise UsageFailure(str(exc)) from None
     report = state.build_report(
-        app, mode=CLI, tags=tags, exclude=excludes, gunicorn=gunicorn, audit=audit
+        app,
+        mode=CLI,
+        tags=tags,
+        exclude=excludes,
+        gunicorn=gunicorn,
+        audit=audit,
+        nginx_config=nginx_config,
+        systemd_unit=systemd_unit,
     )
     locations = None
     if output_format == "sarif":

@@ -30,7 +30,7 @@ SPEC_IDS = {
     "server.max_requests_jitter", "server.worker_class", "database.unreachable", "database.sqlite",
     "database.pool_budget", "database.pre_ping", "database.connect_timeout",
     "database.superuser", "database.migrations", "static.served_by_app", "static.upload_folder",
-    "monitoring.sentry_missing", "monitoring.sentry_pii", "monitoring.sentry_environment",
+    "monitoring.error_tracking", "monitoring.sentry_pii", "monitoring.sentry_environment",
     "monitoring.logging", "system.disk", "system.memory", "system.fd_limit",
     "dependencies.vulnerable", "backups.stale", "tls.certificate_expiry", "tls.http_redirect",
     "prodready.unknown_silence", "prodready.check_crashed", "prodready.check_timeout",
@@ -336,7 +336,7 @@ def test_a_hanging_blocking_check_does_not_keep_the_command_from_exiting(
 
 def test_each_command_lists_only_its_own_options(project: Path) -> None:
     """flask readiness offers the app's options and remote mode's; prodready only remote
-    mode's (no --gunicorn-config, --audit or --list)."""
+    mode's (no --gunicorn-config, --nginx-config, --systemd-unit, --audit or --list)."""
     local = run_flask(project, "badapp", "--help").stdout
     remote = subprocess.run(
         [str(Path(sys.executable).parent / "prodready"), "--help"],
@@ -347,11 +347,12 @@ def test_each_command_lists_only_its_own_options(project: Path) -> None:
     ).stdout
     shared = ["--format", "--fail-level", "--tag", "--exclude", "--url", "--token-env"]
     shared += ["--cafile", "--timeout", "--http-port"]
-    for option in [*shared, "--gunicorn-config", "--audit", "--list"]:
+    own = ["--gunicorn-config", "--nginx-config", "--systemd-unit", "--audit", "--list"]
+    for option in [*shared, *own]:
         assert option in local, option
     for option in shared:
         assert option in remote, option
-    for option in ("--gunicorn-config", "--audit", "--list"):
+    for option in own:
         assert option not in remote, option
 
 

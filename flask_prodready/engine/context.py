@@ -104,6 +104,10 @@ class RunEnvironment:
     remote: RemoteTarget | None = None
     check_ids: frozenset[str] = frozenset()
     check_aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Files of the host named for this run (``--nginx-config``, ``--systemd-unit``, or
+    #: their ``PRODREADY_*`` settings); ``None`` lets the checks look where they live.
+    nginx_config: str | None = None
+    systemd_unit: str | None = None
     config_at_init: Mapping[str, Any] = field(default_factory=dict)
     resources: RunResources = field(default_factory=RunResources, compare=False)
 
@@ -166,6 +170,16 @@ class CheckContext:
     def check_ids(self) -> frozenset[str]:
         """Every check id registered on this app (built-in, entry points, custom)."""
         return self.env.check_ids
+
+    @property
+    def nginx_config(self) -> str | None:
+        """The nginx configuration file named for this run, if any."""
+        return self.env.nginx_config
+
+    @property
+    def systemd_unit(self) -> str | None:
+        """The systemd unit file named for this run, if any."""
+        return self.env.systemd_unit
 
     @property
     def check_aliases(self) -> Mapping[str, str]:

@@ -42,6 +42,10 @@ class Settings:
     backup_max_age: float
     pip_audit_args: tuple[str, ...]
     evidence_window: float = 900.0
+    #: The host's nginx configuration and the server's systemd unit file, for the
+    #: ``nginx.*`` and ``supervision.*`` checks (``None``: found by the checks).
+    nginx_config: str | None = None
+    systemd_unit: str | None = None
 
 
 def set_defaults(config: MutableMapping[str, Any]) -> None:
@@ -58,6 +62,8 @@ def set_defaults(config: MutableMapping[str, Any]) -> None:
     config.setdefault("PRODREADY_BACKUP_MAX_AGE", 26)
     config.setdefault("PRODREADY_PIP_AUDIT_ARGS", [])
     config.setdefault("PRODREADY_EVIDENCE_WINDOW", 900)
+    config.setdefault("PRODREADY_NGINX_CONFIG", None)
+    config.setdefault("PRODREADY_SYSTEMD_UNIT", None)
 
 
 def _fail(key: str, expected: str, value: Any) -> ValueError:
@@ -95,14 +101,14 @@ def _path(config: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _optional_folder(config: Mapping[str, Any], key: str) -> str | None:
+def _optional_folder(config: Mapping[str, Any], key: str, what: str = "folder") -> str | None:
     value = config[key]
     if value is None:
         return None
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value.strip():
-        raise _fail(key, "None or a folder path", value)
+        raise _fail(key, f"None or a {what} path", value)
     return value
 
 
@@ -179,4 +185,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         ),
         pip_audit_args=_string_list(config, "PRODREADY_PIP_AUDIT_ARGS"),
         evidence_window=window,
+        nginx_config=_optional_folder(config, "PRODREADY_NGINX_CONFIG", "file"),
+        systemd_unit=_optional_folder(config, "PRODREADY_SYSTEMD_UNIT", "file"),
     )

@@ -80,10 +80,14 @@ class AppState:
         gunicorn: GunicornSettings | None = None,
         audit: bool = False,
         remote: RemoteTarget | None = None,
+        nginx_config: str | None = None,
+        systemd_unit: str | None = None,
     ) -> Report:
         """Run the selected checks now (no cache) and assemble the report.
 
         Live under gunicorn, the worker's resolved settings are found here when not given.
+        ``nginx_config`` and ``systemd_unit`` (the CLI's options) take the place of their
+        ``PRODREADY_*`` settings.
         """
         mode = Mode(mode)
         selected = self.registry.select(tags, exclude) if checks is None else checks
@@ -102,6 +106,8 @@ class AppState:
             remote=remote,
             check_ids=self.registry.ids,
             check_aliases=self.registry.aliases,
+            nginx_config=nginx_config or self.settings.nginx_config,
+            systemd_unit=systemd_unit or self.settings.systemd_unit,
             config_at_init=self.config_at_init,
         )
         outcomes = self.runner.run(

@@ -238,7 +238,7 @@ def test_key_written_in_source_is_reported_not_printed(project: Path) -> None:
     body = json.loads(done.stdout)
     finding = next(f for f in body["findings"] if f["id"] == "config.secret_key_in_source")
     assert finding["level"] == "error"
-    assert finding["observed"] == {"file": "leaky.py"}
+    assert finding["observed"] == {"file": "leaky.py", "method": "no git: .py files only"}
     assert "leaky.py" in finding["message"]
     assert key not in done.stdout + done.stderr
     assert done.returncode == 1

@@ -192,7 +192,7 @@ def test_production_configuration_is_hardened(
     report = get_state(app).build_report(
         app, mode="cli", tags=["config", "cookies", "headers", "monitoring"]
     )
-    assert [f.id for f in report.findings] == ["monitoring.sentry_missing"]
+    assert [f.id for f in report.findings] == ["monitoring.error_tracking"]
     assert report.outcomes["monitoring.logging"].status is Status.PASS
 
 

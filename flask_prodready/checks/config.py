@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
-from flask.helpers import get_debug_flag
-
 from ..engine.context import CheckContext
 from ..engine.findings import Finding, Level
 from ..engine.project import project_root
 from ..engine.redaction import names_a_credential, secret_weakness, url_credentials
 from ..engine.registry import check
-from ._source_scan import find_secret_in_files
+from ._code_use import code_use
+from ._provenance import EnvValue, Provenance
+from ._source_scan import find_secret_in_files, reads_as_words
 
 #: A text key shorter than this is guessable or a leftover (``secrets.token_hex()`` gives 64).
 MIN_KEY_LENGTH = 32
@@ -163,13 +163,35 @@ def _has_key(value: Any) -> bool:
     "an error page run code on the server.",
 )
 def check_debug(ctx: CheckContext) -> Iterator[Finding]:
+    flag = Provenance.for_run(ctx).debug_flag()  # Flask's own reading of FLASK_DEBUG
+    if flag is not None and flag.dotenv_file is not None:
+        # Only a dotenv file of the flask command asks for debug. Flask seeded DEBUG from
+        # it and reset app.debug from it after the factory: a DEBUG the factory set
+        # itself to the same value cannot be told apart (docs/checks.md says so).
+        yield ctx.finding(
+            f"{flag} comes from {flag.dotenv_file}, which the flask command loads: it runs "
+            "the app in debug mode (and so does anything run through it, like flask run), "
+            "but gunicorn and uWSGI do not read that file.",
+            level=Level.WARNING,
+            hint=_dotenv_hint(flag),
+            observed=flag.observed,
+        )
+        return
     # From the CLI, Flask resets app.debug from FLASK_DEBUG after the factory ran, so the
     # DEBUG the factory configured is read from the config as init_app saw it.
     if ctx.app.debug or ctx.config_at_init.get("DEBUG"):
         yield ctx.finding("The app runs in debug mode (DEBUG is true).", observed=True)
-    if get_debug_flag():  # Flask's own reading of FLASK_DEBUG
-        flag = os.environ.get("FLASK_DEBUG")
-        yield ctx.finding(f"FLASK_DEBUG={flag!r} is set in the environment.", observed=flag)
+    if flag is not None:
+        yield ctx.finding(f"{flag} is set in the environment.", observed=flag.value)
+
+
+def _dotenv_hint(source: EnvValue) -> str:
+    return (
+        f"Keep {source.dotenv_file} for development and {source.name} out of the production "
+        "server's environment. Here the value hides what the app's own config would set: "
+        "the server's /_readiness report judges what it really runs with. Never serve "
+        "production through the flask command."
+    )
 
 
 @check(
@@ -180,7 +202,20 @@ def check_debug(ctx: CheckContext) -> Iterator[Finding]:
     "(CSRF, login) meant for tests only.",
 )
 def check_testing(ctx: CheckContext) -> Iterator[Finding]:
-    if ctx.config.get("TESTING"):
+    testing = ctx.config.get("TESTING")
+    if not testing:
+        return
+    source = Provenance.for_run(ctx).config_from_dotenv("TESTING", testing)
+    if source is not None:
+        yield ctx.finding(
+            f"TESTING is true, as {source} from {source.dotenv_file} makes it "
+            "(from_prefixed_env()); the flask command loads that file, but gunicorn and "
+            "uWSGI do not read it.",
+            level=Level.WARNING,
+            hint=_dotenv_hint(source),
+            observed=source.observed,
+        )
+    else:
         yield ctx.finding("TESTING is true.", observed=True)
 
 
@@ -255,14 +290,25 @@ def check_secret_key_in_source(ctx: CheckContext) -> Iterator[Finding]:
             "unrelated text; config.secret_key_weak reports it"
         )
     root = project_root(ctx.app.root_path)
+    # A short or wordy key ("secret key") also occurs in prose: only a string literal or
+    # an assignment of it counts (config.secret_key_weak reports such a key anyway).
+    literal_only = key_weakness(key) is not None or reads_as_words(key)
     result = find_secret_in_files(
-        key, root, Path(ctx.app.instance_path), deadline=ctx.deadline - 0.05
+        key,
+        root,
+        Path(ctx.app.instance_path),
+        deadline=ctx.deadline - 0.05,
+        literal_only=literal_only,
     )
+    how: dict[str, Any] = {"method": result.method}
+    if result.git_problem is not None:
+        how["git_problem"] = result.git_problem
     for hit in result.hits:
         if hit.source:
+            # Source ships with the code: remove and rotate (the default hint), never chmod.
             yield ctx.finding(
                 f"SECRET_KEY's value is written in {hit.path} ({hit.why}).",
-                observed={"file": hit.path},
+                observed={"file": hit.path, **how},
             )
         elif hit.mode & (stat.S_IRWXG | stat.S_IRWXO):
             yield ctx.finding(
@@ -270,12 +316,12 @@ def check_secret_key_in_source(ctx: CheckContext) -> Iterator[Finding]:
                 f"{hit.mode:04o}: other users of the host can read it.",
                 level=Level.WARNING,
                 hint=f"Run: chmod 600 {hit.path}",
-                observed={"file": hit.path, "mode": f"{hit.mode:04o}"},
+                observed={"file": hit.path, "mode": f"{hit.mode:04o}", **how},
             )
     if not result.complete and not result.hits:
         ctx.skip(
             f"scanned {result.scanned} files under {result.root} before the time limit "
-            "without finishing"
+            f"without finishing (method: {result.method})"
         )
 
 
@@ -292,13 +338,28 @@ def _environment_words(value: str) -> set[str]:
     hint="Load the production configuration (FLASK_CONFIG=production or equivalent).",
 )
 def check_environment(ctx: CheckContext) -> Iterator[Finding]:
+    provenance = Provenance.for_run(ctx)
     for source, values in (("config", ctx.config), ("environment", os.environ)):
         for name in ENVIRONMENT_SETTINGS:
             value = values.get(name)
             if isinstance(value, str) and _environment_words(value) & NON_PRODUCTION_WORDS:
+                loaded = (
+                    provenance.config_from_dotenv(name, value)
+                    if source == "config"
+                    else provenance.variable(name)
+                )
+                if loaded is None or loaded.dotenv_file is None:
+                    yield ctx.finding(
+                        f"{name}={value!r} in the {source} names a non-production environment.",
+                        observed={name: value},
+                    )
+                    continue
+                origin = "" if loaded.name == name else f", as {loaded} makes it,"
                 yield ctx.finding(
-                    f"{name}={value!r} in the {source} names a non-production environment.",
-                    observed={name: value},
+                    f"{name}={value!r} in the {source}{origin} names a non-production "
+                    f"environment; it comes from {loaded.dotenv_file}, which the flask "
+                    "command loads, but gunicorn and uWSGI do not read that file.",
+                    observed={name: value, "file": loaded.dotenv_file},
                 )
 
 
@@ -321,11 +382,33 @@ def check_max_content_length(ctx: CheckContext) -> Iterator[Finding]:
     title="PREFERRED_URL_SCHEME is https",
     hint="Set PREFERRED_URL_SCHEME = 'https' so url_for(..., _external=True) outside a "
     "request builds https links.",
+    blocking=True,
 )
 def check_preferred_url_scheme(ctx: CheckContext) -> Iterator[Finding]:
     scheme = ctx.config.get("PREFERRED_URL_SCHEME")
-    if scheme != "https":
-        yield ctx.finding(f"PREFERRED_URL_SCHEME is {scheme!r}, not 'https'.", observed=scheme)
+    if scheme == "https":
+        return
+    # Inside a request url_for takes the request's scheme: the setting only matters for
+    # external URLs built in CLI commands, background jobs or at import time.
+    use = code_use(project_root(ctx.app.root_path), wait=ctx.time_left() - 0.05)
+    outside = [p for p in use.external_urls if p.outside_request and not p.literal_scheme]
+    if outside:
+        more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
+        yield ctx.finding(
+            f"PREFERRED_URL_SCHEME is {scheme!r}, not 'https', and the app builds external "
+            f"URLs outside a request ({outside[0]}{more}), where this setting picks the "
+            "scheme: those links say http.",
+            observed={"PREFERRED_URL_SCHEME": scheme, "outside_request": str(outside[0])},
+        )
+        return
+    yield ctx.finding(
+        f"PREFERRED_URL_SCHEME is {scheme!r}, not 'https'. No url_for(_external=True) outside "
+        f"request handlers was found in {use.describe_scope()}; inside a request the "
+        "scheme comes from the request, so only links built elsewhere (a template rendered "
+        "by a job, a library) would say http.",
+        level=Level.INFO,
+        observed=scheme,
+    )
 
 
 @check(
@@ -335,10 +418,32 @@ def check_preferred_url_scheme(ctx: CheckContext) -> Iterator[Finding]:
     title="TRUSTED_HOSTS or SERVER_NAME is set",
     hint="Set TRUSTED_HOSTS (Flask 3.1+) to the hosts you serve, or SERVER_NAME, so a forged "
     "Host header cannot poison external URLs (password-reset links).",
+    blocking=True,
 )
 def check_trusted_hosts(ctx: CheckContext) -> Iterator[Finding]:
-    if not ctx.config.get("TRUSTED_HOSTS") and not ctx.config.get("SERVER_NAME"):
-        yield ctx.finding("Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted.")
+    if ctx.config.get("TRUSTED_HOSTS") or ctx.config.get("SERVER_NAME"):
+        return
+    # Without SERVER_NAME, url_for(_external=True) works only in a request and takes the
+    # host from the Host header: every such URL the app sends out carries the client's.
+    use = code_use(project_root(ctx.app.root_path), wait=ctx.time_left() - 0.05)
+    from_host = [p for p in use.external_urls if p.maybe_in_request] + list(use.request_hosts)
+    if from_host:
+        # A link that leaves by e-mail (a password reset) is the one an attacker wants.
+        first = sorted(from_host, key=lambda p: not p.sends_mail)[0]
+        what = "in a function that sends e-mail, " if first.sends_mail else ""
+        more = f" and {len(from_host) - 1} more" if len(from_host) > 1 else ""
+        yield ctx.finding(
+            "Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted, and the "
+            f"app builds absolute URLs from it ({what}{first}{more}), so a forged Host "
+            "header can point those links, such as a password reset, at another site.",
+            level=Level.WARNING,
+            observed={"absolute_url": str(first)},
+        )
+        return
+    yield ctx.finding(
+        "Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted (no absolute "
+        f"URL built from the request's host was found in {use.describe_scope()}).",
+    )
 
 
 def _weak_credentials(where: str, value: Any, depth: int = 0) -> Iterator[tuple[str, str]]:

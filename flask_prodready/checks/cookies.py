@@ -10,8 +10,13 @@ from collections.abc import Iterator
 
 from ..engine.context import CheckContext
 from ..engine.findings import Finding, Level
+from ..engine.project import project_root
 from ..engine.registry import LIVE, check
+from ._code_use import code_use
 from ._live import observed_traffic
+
+#: The remember cookie's name when ``REMEMBER_COOKIE_NAME`` is not set (Flask-Login's).
+REMEMBER_COOKIE_DEFAULT_NAME = "remember_token"
 
 
 @check(
@@ -67,15 +72,53 @@ def check_session_samesite(ctx: CheckContext) -> Iterator[Finding]:
     tags=["security"],
     title="Flask-Login's remember cookie is Secure",
     hint="Set REMEMBER_COOKIE_SECURE = True (and keep REMEMBER_COOKIE_HTTPONLY on).",
+    blocking=True,
 )
 def check_remember_secure(ctx: CheckContext) -> Iterator[Finding]:
     if getattr(ctx.app, "login_manager", None) is None:
         ctx.skip("Flask-Login is not set up on this app")
-    if not ctx.config.get("REMEMBER_COOKIE_SECURE"):
-        yield ctx.finding(
-            "REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP.",
-            observed=ctx.config.get("REMEMBER_COOKIE_SECURE"),
+    if ctx.config.get("REMEMBER_COOKIE_SECURE"):
+        return
+    issued = _remember_cookie_issued(ctx)
+    if issued is None:
+        name = ctx.config.get("REMEMBER_COOKIE_NAME") or REMEMBER_COOKIE_DEFAULT_NAME
+        use = code_use(project_root(ctx.app.root_path), wait=ctx.time_left() - 0.05)
+        seen = f", no {name!r} cookie in the Set-Cookie headers seen" if ctx.observation else ""
+        if not use.complete:
+            ctx.skip(
+                f"no sign the app issues the remember cookie yet: read {use.describe_scope()} "
+                "before the time limit"
+            )
+        ctx.skip(
+            "the app never issues Flask-Login's remember cookie: no login_user(..., "
+            f"remember=...) in {use.describe_scope()}, no REMEMBER_COOKIE_* setting{seen}"
         )
+    yield ctx.finding(
+        f"REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP "
+        f"(the app issues it: {issued}).",
+        observed=ctx.config.get("REMEMBER_COOKIE_SECURE"),
+    )
+
+
+def _remember_cookie_issued(ctx: CheckContext) -> str | None:
+    """What shows the app issues Flask-Login's remember cookie, or ``None``.
+
+    Flask-Login sets it only after ``login_user(..., remember=True)``, and sets none of
+    the ``REMEMBER_COOKIE_*`` settings itself: one in the config was put there by the
+    app. Flask-Security's login view asks for it on the user's behalf.
+    """
+    name = ctx.config.get("REMEMBER_COOKIE_NAME") or REMEMBER_COOKIE_DEFAULT_NAME
+    if ctx.observation is not None and name in ctx.observation.cookies:
+        return f"the server sent the {name!r} cookie"
+    settings = sorted(key for key in ctx.config if key.startswith("REMEMBER_COOKIE_"))
+    if settings:
+        return f"the config sets {', '.join(settings)}"
+    if "security" in ctx.app.extensions:
+        return "Flask-Security's login form offers to remember the user"
+    use = code_use(project_root(ctx.app.root_path), wait=ctx.time_left() - 0.05)
+    if use.remember_logins:
+        return f"login_user(..., remember=...) in {use.remember_logins[0]}"
+    return None
 
 
 @check(

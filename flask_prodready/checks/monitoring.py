@@ -1,10 +1,11 @@
-"""``monitoring.*``: error reporting (Sentry) and the app's logging.
+"""``monitoring.*``: error reporting (Sentry and other trackers) and the app's logging.
 
 The Sentry checks read the client the process actually holds (``sentry_sdk.get_client()``,
 sentry-sdk 2.x), never the app's config: ``sentry_sdk.init()`` is usually called with a
-DSN from the environment, outside ``app.config``. sentry-sdk is never imported here: if
-the app has not imported it, it cannot have initialised it either. No check prints the
-DSN or any part of it; the DSN holds the key events are sent with.
+DSN from the environment, outside ``app.config``. Other error trackers are read the same
+way, from the state their own ``init``/``configure`` leaves in the process. No tracker is
+ever imported here: if the app has not imported one, it cannot have initialised it
+either. No check prints a DSN, an access token or any part of them.
 """
 
 from __future__ import annotations
@@ -23,12 +24,23 @@ from ..engine.context import CheckContext
 from ..engine.findings import Finding, Level
 from ..engine.registry import LIVE, check
 from ..engine.server import GUNICORN, server_kind
+from .config import ENVIRONMENT_SETTINGS, NON_PRODUCTION_WORDS, _environment_words
 
 #: The extra that installs sentry-sdk, named in skip reasons and hints.
 SENTRY_INSTALL = "pip install 'flask-prodready[sentry]'"
 #: The environment sentry-sdk falls back to when neither ``environment=`` nor
 #: ``SENTRY_ENVIRONMENT`` is given.
 SENTRY_FALLBACK_ENVIRONMENT = "production"
+#: The error trackers monitoring.error_tracking recognises besides Sentry, as messages
+#: name them.
+OTHER_TRACKERS = (
+    "Rollbar",
+    "Bugsnag",
+    "Raygun",
+    "Honeybadger",
+    "Airbrake",
+    "an OpenTelemetry exporter",
+)
 
 #: Environment variables that show a supervisor collects the process's stderr:
 #: systemd (journald), Kubernetes, podman/systemd-nspawn, Heroku, supervisord.
@@ -69,34 +81,135 @@ def _active_sentry_options(ctx: CheckContext) -> Mapping[str, Any]:
     if client is None and importlib.util.find_spec("sentry_sdk") is None:
         ctx.skip(f"sentry-sdk is not installed ({SENTRY_INSTALL})")
     if not _is_active(client) or not client.dsn:
-        ctx.skip("no active Sentry client to judge (monitoring.sentry_missing reports it)")
+        ctx.skip(
+            "no active Sentry client to judge (monitoring.error_tracking reports a missing "
+            "error tracker)"
+        )
     options: Mapping[str, Any] = client.options
     return options
 
 
+def _rollbar_active() -> bool:
+    """``rollbar.init()`` ran with an access token (or the agent handler), and is enabled."""
+    rollbar = sys.modules.get("rollbar")
+    settings = getattr(rollbar, "SETTINGS", None)
+    if not getattr(rollbar, "_initialized", False) or not isinstance(settings, Mapping):
+        return False
+    return bool(settings.get("enabled")) and bool(
+        settings.get("access_token") or settings.get("handler") == "agent"
+    )
+
+
+def _bugsnag_active() -> bool:
+    """The default client (``bugsnag.configure()``, ``BUGSNAG_API_KEY``) or the one that
+    last installed its excepthook has an API key and notifies in its release stage."""
+    legacy = sys.modules.get("bugsnag.legacy")
+    if legacy is None:
+        return False
+    clients = [
+        getattr(legacy, "default_client", None),
+        getattr(sys.excepthook, "bugsnag_client", None),
+    ]
+    for client in clients:
+        configuration = getattr(client, "configuration", None)
+        if configuration is not None and configuration.api_key and configuration.should_notify():
+            return True
+    return False
+
+
+def _honeybadger_active() -> bool:
+    """``honeybadger.configure(api_key=...)`` (or ``HONEYBADGER_API_KEY``) outside the
+    environments where it only pretends to send (development, dev, test)."""
+    module = sys.modules.get("honeybadger")
+    config = getattr(getattr(module, "honeybadger", None), "config", None)
+    if config is None or not getattr(config, "api_key", None):
+        return False
+    return bool(config.force_report_data) or not config.is_dev()
+
+
+def _raygun_active(ctx: CheckContext) -> bool:
+    """raygun4py's Flask provider attached to the app with an API key."""
+    if "raygun4py" not in sys.modules:
+        return False
+    sender = getattr(ctx.app.extensions.get("raygun"), "sender", None)
+    return bool(getattr(sender, "api_key", None))
+
+
+def _airbrake_active(ctx: CheckContext) -> bool:
+    """pybrake's Flask integration installed on the app (it keeps its notifier there)."""
+    return "pybrake" in sys.modules and ctx.app.extensions.get("pybrake") is not None
+
+
+def _processors(provider: Any, chain: str, items: str) -> bool:
+    if provider is None or getattr(provider, "_disabled", False):
+        return False
+    return bool(getattr(getattr(provider, chain, None), items, ()))
+
+
+def _opentelemetry_active() -> bool:
+    """An SDK TracerProvider or LoggerProvider set as the global one, with a processor
+    (and so an exporter) added. The API's own proxy and no-op providers have none."""
+    trace = sys.modules.get("opentelemetry.trace")
+    logs = sys.modules.get("opentelemetry._logs._internal")
+    return _processors(
+        getattr(trace, "_TRACER_PROVIDER", None), "_active_span_processor", "_span_processors"
+    ) or _processors(
+        getattr(logs, "_LOGGER_PROVIDER", None),
+        "_multi_log_record_processor",
+        "_log_record_processors",
+    )
+
+
+def _other_trackers(ctx: CheckContext) -> list[str]:
+    """The error trackers besides Sentry that are active in this process."""
+    found = {
+        "Rollbar": _rollbar_active,
+        "Bugsnag": _bugsnag_active,
+        "Raygun": lambda: _raygun_active(ctx),
+        "Honeybadger": _honeybadger_active,
+        "Airbrake": lambda: _airbrake_active(ctx),
+        "an OpenTelemetry exporter": _opentelemetry_active,
+    }
+    active = []
+    for name, is_active in found.items():
+        try:
+            if is_active():
+                active.append(name)
+        except Exception:  # another release's internals: this tracker is not recognised
+            continue
+    return active
+
+
 @check(
-    "monitoring.sentry_missing",
+    "monitoring.error_tracking",
     level=Level.WARNING,
-    title="An active Sentry client exists",
-    hint="Install sentry-sdk (" + SENTRY_INSTALL + ") and call "
+    title="An error tracker is active in the process",
+    hint="Report errors to a tracker: install sentry-sdk (" + SENTRY_INSTALL + ") and call "
     "sentry_sdk.init(dsn=os.environ['SENTRY_DSN'], environment=..., release=...) before "
-    "the app is created, so unhandled errors reach Sentry.",
+    "the app is created, or initialise the tracker you use (rollbar.init, "
+    "bugsnag.configure, honeybadger.configure, an OpenTelemetry exporter) there.",
+    aliases=["monitoring.sentry_missing"],
 )
-def check_sentry_missing(ctx: CheckContext) -> Iterator[Finding]:
+def check_error_tracking(ctx: CheckContext) -> Iterator[Finding]:
+    if _other_trackers(ctx):
+        return
+    others = f"no other tracker is active either ({', '.join(OTHER_TRACKERS)} looked for)"
     client = _sentry_client(ctx)
     if client is None and importlib.util.find_spec("sentry_sdk") is None:
         yield ctx.finding(
-            "sentry-sdk is not installed: errors in production reach no error tracker."
+            "No error tracker is active in this process (looked for Sentry, "
+            f"{', '.join(OTHER_TRACKERS)}; sentry-sdk is not installed): errors in "
+            "production reach no error tracker."
         )
     elif not _is_active(client):
         yield ctx.finding(
             "No active Sentry client: sentry_sdk.init() has not run in this process, so "
-            "errors are not reported."
+            f"errors are not reported; {others}."
         )
     elif not client.dsn:
         yield ctx.finding(
             "sentry_sdk.init() ran without a DSN (no dsn= and no SENTRY_DSN), so nothing "
-            "is sent to Sentry."
+            f"is sent to Sentry; {others}."
         )
 
 
@@ -146,20 +259,35 @@ def check_sentry_environment(ctx: CheckContext) -> Iterator[Finding]:
             observed={"environment": environment},
         )
     elif environment == SENTRY_FALLBACK_ENVIRONMENT and not os.environ.get("SENTRY_ENVIRONMENT"):
-        # sentry-sdk fills in "production" when nothing is given; an explicit
-        # environment="production" looks the same, SENTRY_ENVIRONMENT does not.
-        yield ctx.finding(
-            f"Sentry's environment is {environment!r} only as the SDK's fallback (neither "
-            "environment= nor SENTRY_ENVIRONMENT is set): events from staging or a laptop "
-            "are filed as production.",
-            observed={"environment": environment},
-        )
+        # sentry-sdk fills in "production" when nothing is given, and keeps no trace of
+        # what init() was passed: an explicit environment="production" looks the same.
+        # Either is right on a production deploy; it is wrong where a setting of the
+        # app names another environment.
+        named = _non_production_setting(ctx)
+        if named is not None:
+            yield ctx.finding(
+                f"Sentry's environment is {environment!r} (given, or the SDK's fallback), "
+                f"but {named} names a non-production environment: its events are filed "
+                "as production.",
+                observed={"environment": environment},
+            )
     if not options.get("release"):
         yield ctx.finding(
             "Sentry has no release (no release=, no SENTRY_RELEASE, no git commit to read): "
             "errors cannot be tied to the deploy that introduced them.",
             observed={"release": None},
         )
+
+
+def _non_production_setting(ctx: CheckContext) -> str | None:
+    """Which setting names a non-production environment (config.environment's rule), as
+    ``FLASK_CONFIG='development' in the config``; ``None`` when none does."""
+    for source, values in (("config", ctx.config), ("environment", os.environ)):
+        for name in ENVIRONMENT_SETTINGS:
+            value = values.get(name)
+            if isinstance(value, str) and _environment_words(value) & NON_PRODUCTION_WORDS:
+                return f"{name}={value!r} in the {source}"
+    return None
 
 
 def _handlers(logger: logging.Logger) -> list[logging.Handler]:
@@ -268,3 +396,4 @@ def check_logging(ctx: CheckContext) -> Iterator[Finding]:
             level=Level.INFO,
             observed={"logger": logger.name},
         )
+

@@ -5,7 +5,9 @@ Judged live, from what the server's workers received over the evidence window
 app: ProxyFix (or anything with ``x_for``/``x_proto`` hop counts) found by walking
 ``app.wsgi_app``. gunicorn applies ``X-Forwarded-Proto`` itself for peers in
 ``forwarded_allow_ips``; that counts as applied, since the scheme the app sees is what
-is observed.
+is observed. ``proxy.missing_proxyfix`` names which part the app gets wrong (the client's
+address, the scheme) and who already applies the other (the ProxyFix-like layer, or
+gunicorn); gunicorn never rewrites ``REMOTE_ADDR`` from X-Forwarded-For.
 
 Forwarded headers count as the proxies' only when they come from the direct peers that
 carry the app's normal traffic (see ``Evidence.proxy_peers``): a client that reaches the
@@ -16,7 +18,9 @@ Every verdict on the proxies' requests goes by majority.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,7 @@ from ..engine.evidence import (
 )
 from ..engine.findings import Finding, Level
 from ..engine.registry import LIVE, check
+from ..engine.server import GUNICORN, server_kind
 from ._live import observed_traffic
 
 #: How deep the WSGI chain is followed.
@@ -107,6 +112,60 @@ def _forged(traffic: Evidence) -> int:
     )
 
 
+def _gunicorn_trusts(allowed: Iterable[str], addresses: Iterable[str]) -> bool:
+    """Whether gunicorn's ``forwarded_allow_ips`` covers every one of the proxies'
+    addresses (entries are addresses, networks or ``*``; a peer on a unix socket, with no
+    IP address, is always trusted by gunicorn)."""
+    entries = [entry.strip() for entry in allowed]
+    if "*" in entries:
+        return True
+    networks = []
+    for entry in entries:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(entry, strict=False))
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            continue  # a unix socket peer
+        if not any(ip.version == net.version and ip in net for net in networks):
+            return False
+    return True
+
+
+def _scheme_applied_by(
+    ctx: CheckContext, trust: ProxyTrust | None, traffic: Evidence, proxy: PeerEvidence
+) -> str:
+    """Who makes the app see X-Forwarded-Proto's scheme, when it does: the ProxyFix-like
+    layer, else gunicorn (it sets ``wsgi.url_scheme`` from its ``secure_scheme_headers``
+    for peers in ``forwarded_allow_ips``), else something else in front of the app."""
+    if trust is not None and trust.x_proto:
+        return f"{trust.name}(x_proto={trust.x_proto}) applies X-Forwarded-Proto"
+    settings = ctx.gunicorn
+    if (
+        server_kind(ctx.server_software) == GUNICORN
+        and settings is not None
+        and _gunicorn_trusts(
+            settings.forwarded_allow_ips, (peer.address for peer in traffic.proxy_peers())
+        )
+    ):
+        allowed = ",".join(settings.forwarded_allow_ips)
+        return f"gunicorn's forwarded_allow_ips ({allowed}) already applies X-Forwarded-Proto"
+    if proxy.xfp_values.get("https", 0):
+        return "something in front of the app already applies X-Forwarded-Proto"
+    # Only http was forwarded: what the app sees equals it whether or not it is applied.
+    return "the proxy forwards http, which the app sees anyway"
+
+
+def _address_applied_by(trust: ProxyTrust | None) -> str:
+    """Who makes the app see the client's address from X-Forwarded-For, when it does."""
+    if trust is not None and trust.x_for:
+        return f"{trust.name}(x_for={trust.x_for}) applies X-Forwarded-For"
+    # No ProxyFix-like layer, yet REMOTE_ADDR was rewritten: the server or a middleware
+    # of another shape did it (gunicorn never rewrites REMOTE_ADDR).
+    return "something in front of the app already rewrites REMOTE_ADDR from X-Forwarded-For"
+
+
 @check(
     "proxy.missing_proxyfix",
     level=Level.ERROR,
@@ -116,33 +175,47 @@ def _forged(traffic: Evidence) -> int:
     modes=[LIVE],
 )
 def check_missing_proxyfix(ctx: CheckContext) -> Iterator[Finding]:
+    """What the app gets wrong of what the proxies forward, each part on its own: the
+    client's address (X-Forwarded-For) and the scheme (X-Forwarded-Proto), and who already
+    applies the parts it gets right. The host and port are not judged: the evidence
+    counts X-Forwarded-Host but not whether it was applied, and not X-Forwarded-Port."""
     traffic = observed_traffic(ctx)
     trust = proxy_trust(ctx.app)
     proxy = proxy_peer(traffic)
     if proxy is not None:
-        ignored, wrong = [], []
-        if not (trust and trust.x_for) and proxy.rewritten < MAJORITY * proxy.with_xff:
+        ignored, wrong, right, effects = [], [], [], []
+        address_wrong = proxy.rewritten < MAJORITY * proxy.with_xff
+        if not (trust and trust.x_for) and address_wrong:
             ignored.append(f"X-Forwarded-For ({share(proxy.with_xff, proxy.requests)} requests)")
-            wrong.append("request.remote_addr is the proxy's address")
+            wrong.append("address")
+            effects.append("rate limits and logs see the proxy instead of the client")
+        elif not address_wrong:
+            right.append(f"The client's address is right: {_address_applied_by(trust)}.")
         sends_proto = proxy.with_xfp >= MAJORITY * proxy.requests
-        if (
-            sends_proto
-            and not (trust and trust.x_proto)
-            and proxy.xfp_applied < MAJORITY * proxy.with_xfp
-        ):
+        scheme_wrong = proxy.xfp_applied < MAJORITY * proxy.with_xfp
+        if sends_proto and not (trust and trust.x_proto) and scheme_wrong:
             ignored.append(f"X-Forwarded-Proto ({share(proxy.with_xfp, proxy.requests)} requests)")
-            wrong.append("the scheme the app sees is the proxy's")
+            wrong.append("scheme")
+            effects.append("url_for(_external=True) and redirects use the proxy's scheme")
+        elif sends_proto and not scheme_wrong:
+            right.append(f"The scheme is right: {_scheme_applied_by(ctx, trust, traffic, proxy)}.")
         if ignored:
+            names = {"address": "the client's address", "scheme": "the scheme"}
+            seen = {"address": "request.remote_addr", "scheme": "request.scheme"}
             yield ctx.finding(
                 f"Requests arrive through a proxy ({proxy.address}) with "
                 f"{' and '.join(ignored)}, but nothing in the WSGI chain trusts "
-                f"{'them' if len(ignored) > 1 else 'it'}: {' and '.join(wrong)}, so rate "
-                "limits, logs and url_for(_external=True) see the wrong client.",
+                f"{'them' if len(ignored) > 1 else 'it'}: the app gets "
+                f"{' and '.join(names[part] for part in wrong)} wrong "
+                f"({' and '.join(seen[part] for part in wrong)} "
+                f"{'are' if len(wrong) > 1 else 'is'} the proxy's), so "
+                f"{', and '.join(effects)}.{''.join(' ' + text for text in right)}",
                 observed={
                     "requests": proxy.requests,
                     "with_x_forwarded_for": proxy.with_xff,
                     "with_x_forwarded_proto": proxy.with_xfp,
                     "proxy_fix": None if trust is None else trust.name,
+                    "wrong": wrong,
                     "workers": traffic.workers,
                 },
             )

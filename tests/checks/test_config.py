@@ -146,7 +146,7 @@ class TestSecretKeyInSource:
             (
                 "error",
                 "SECRET_KEY's value is written in app/settings.py (a .py file of the app).",
-                {"file": "app/settings.py"},
+                {"file": "app/settings.py", "method": "no git: .py files only"},
             )
         ]
 
@@ -307,10 +307,17 @@ class TestMaxContentLength:
 
 class TestPreferredUrlScheme:
     def test_fires(self, make_app: MakeApp) -> None:
-        """http is a warning."""
-        assert messages_of(
-            make_app(PREFERRED_URL_SCHEME="http"), "config.preferred_url_scheme"
-        ) == [("warning", "PREFERRED_URL_SCHEME is 'http', not 'https'.")]
+        """http in an app with no code that builds URLs outside a request is info."""
+        app = make_app(PREFERRED_URL_SCHEME="http")
+        assert messages_of(app, "config.preferred_url_scheme") == [
+            (
+                "info",
+                "PREFERRED_URL_SCHEME is 'http', not 'https'. No url_for(_external=True) "
+                f"outside request handlers was found in 0 .py files under {app.root_path}; "
+                "inside a request the scheme comes from the request, so only links built "
+                "elsewhere (a template rendered by a job, a library) would say http.",
+            )
+        ]
 
     def test_quiet(self, make_app: MakeApp) -> None:
         """https: no finding."""
@@ -322,7 +329,12 @@ class TestTrustedHosts:
         """Neither TRUSTED_HOSTS nor SERVER_NAME is info."""
         app = make_app(TRUSTED_HOSTS=None, SERVER_NAME=None)
         assert messages_of(app, "config.trusted_hosts") == [
-            ("info", "Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted.")
+            (
+                "info",
+                "Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted (no "
+                "absolute URL built from the request's host was found in 0 .py files under "
+                f"{app.root_path}).",
+            )
         ]
 
     def test_quiet_with_either(self, make_app: MakeApp) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from flask import Flask, Response
@@ -66,11 +67,14 @@ class TestRememberSecure:
         return app
 
     def test_fires_with_flask_login(self, make_app: MakeApp) -> None:
-        """Flask-Login in use without REMEMBER_COOKIE_SECURE is a warning."""
-        assert messages_of(self.login_app(make_app), "cookies.remember_secure") == [
+        """Flask-Login in use, a REMEMBER_COOKIE_* setting and no REMEMBER_COOKIE_SECURE:
+        a warning (the setting shows the app issues the cookie)."""
+        app = self.login_app(make_app, REMEMBER_COOKIE_DURATION=timedelta(days=30))
+        assert messages_of(app, "cookies.remember_secure") == [
             (
                 "warning",
-                "REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP.",
+                "REMEMBER_COOKIE_SECURE is off: the long-lived login cookie travels over HTTP "
+                "(the app issues it: the config sets REMEMBER_COOKIE_DURATION).",
             )
         ]
 

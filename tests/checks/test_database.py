@@ -883,17 +883,22 @@ class TestMigrations:
         app = make_db_app(url, migrations=folder, migrate_options=options)
         assert messages_of(app, "database.migrations") == []
 
-    def test_skipped_without_the_folder(
+    def test_fires_without_the_folder(
         self, make_db_app: MakeDbApp, postgres: PostgresServer, pg_database: str, tmp_path: Path
     ) -> None:
-        """Flask-Migrate pointing at a folder that does not exist: skipped, never passed."""
+        """Flask-Migrate pointing at a folder that does not exist, on an empty database:
+        an error, since nothing can create the schema."""
         missing = tmp_path / "nowhere"
         app = make_db_app(postgres.url(postgres.owner, pg_database), migrations=missing)
-        outcome = outcome_of(app, "database.migrations")
-        assert (outcome.status.value, outcome.reason) == (
-            "skipped",
-            f"the migrations folder {str(missing)!r} was not found (looked in {tmp_path})",
-        )
+        assert messages_of(app, "database.migrations") == [
+            (
+                "error",
+                f"The default database ({location(postgres, pg_database)}) has no table and "
+                f"no Alembic version table, and the migrations folder {str(missing)!r} was "
+                f"not found (looked in {tmp_path}): Flask-Migrate is set up, but nothing can "
+                "create the schema.",
+            )
+        ]
 
     def test_skipped_without_revisions(
         self, make_db_app: MakeDbApp, postgres: PostgresServer, pg_database: str, folder: Path

@@ -82,15 +82,22 @@ def supports_data_collection() -> bool:
     return "data_collection" in getattr(sentry_sdk.consts, "DEFAULT_OPTIONS", {})
 
 
-class TestSentryMissing:
+#: The end of monitoring.error_tracking's Sentry messages.
+NO_OTHER_TRACKER = (
+    "no other tracker is active either (Rollbar, Bugsnag, Raygun, Honeybadger, Airbrake, an "
+    "OpenTelemetry exporter looked for)."
+)
+
+
+class TestErrorTrackingWithSentry:
     def test_fires_without_a_client(self, make_app: MakeApp) -> None:
-        """sentry-sdk imported but never initialised: a warning."""
+        """sentry-sdk imported but never initialised, no other tracker: a warning."""
         assert not sentry_sdk.get_client().is_active()
-        assert messages_of(make_app(), "monitoring.sentry_missing") == [
+        assert messages_of(make_app(), "monitoring.error_tracking") == [
             (
                 "warning",
                 "No active Sentry client: sentry_sdk.init() has not run in this process, so "
-                "errors are not reported.",
+                f"errors are not reported; {NO_OTHER_TRACKER}",
             )
         ]
 
@@ -99,9 +106,14 @@ class TestSentryMissing:
     ) -> None:
         """Without sentry-sdk there is certainly no Sentry: a finding, not a skip."""
         monkeypatch.setitem(sys.modules, "sentry_sdk", None)
-        outcome = outcome_of(make_app(), "monitoring.sentry_missing")
+        outcome = outcome_of(make_app(), "monitoring.error_tracking")
         assert [(f.level.value, f.message) for f in outcome.findings] == [
-            ("warning", "sentry-sdk is not installed: errors in production reach no error tracker.")
+            (
+                "warning",
+                "No error tracker is active in this process (looked for Sentry, Rollbar, "
+                "Bugsnag, Raygun, Honeybadger, Airbrake, an OpenTelemetry exporter; sentry-sdk "
+                "is not installed): errors in production reach no error tracker.",
+            )
         ]
         assert "pip install 'flask-prodready[sentry]'" in outcome.findings[0].hint
 
@@ -112,7 +124,7 @@ class TestSentryMissing:
         old = types.ModuleType("sentry_sdk")
         old.VERSION = "1.45.0"  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "sentry_sdk", old)
-        outcome = outcome_of(make_app(), "monitoring.sentry_missing")
+        outcome = outcome_of(make_app(), "monitoring.error_tracking")
         assert (outcome.status.value, outcome.reason) == (
             "skipped",
             "sentry-sdk 1.45.0 is older than 2.0, the first these checks can read",
@@ -121,18 +133,18 @@ class TestSentryMissing:
     def test_fires_without_a_dsn(self, make_app: MakeApp, init_sentry: InitSentry) -> None:
         """sentry_sdk.init() without a DSN sends nothing: reported."""
         init_sentry(with_dsn=False)
-        assert messages_of(make_app(), "monitoring.sentry_missing") == [
+        assert messages_of(make_app(), "monitoring.error_tracking") == [
             (
                 "warning",
                 "sentry_sdk.init() ran without a DSN (no dsn= and no SENTRY_DSN), so nothing is "
-                "sent to Sentry.",
+                f"sent to Sentry; {NO_OTHER_TRACKER}",
             )
         ]
 
     def test_quiet_with_a_client(self, make_app: MakeApp, init_sentry: InitSentry) -> None:
         """An active client with a DSN: no finding."""
         init_sentry(environment="staging", release="1.0")
-        assert messages_of(make_app(), "monitoring.sentry_missing") == []
+        assert messages_of(make_app(), "monitoring.error_tracking") == []
 
 
 class TestSentryPii:
@@ -176,11 +188,12 @@ class TestSentryPii:
         assert messages_of(make_app(), "monitoring.sentry_pii") == []
 
     def test_skipped_without_a_client(self, make_app: MakeApp) -> None:
-        """No client: nothing to judge, skipped (sentry_missing reports the absence)."""
+        """No client: nothing to judge, skipped (error_tracking reports the absence)."""
         outcome = outcome_of(make_app(), "monitoring.sentry_pii")
         assert (outcome.status.value, outcome.reason) == (
             "skipped",
-            "no active Sentry client to judge (monitoring.sentry_missing reports it)",
+            "no active Sentry client to judge (monitoring.error_tracking reports a missing "
+            "error tracker)",
         )
 
     def test_skipped_when_not_installed(
@@ -199,14 +212,17 @@ class TestSentryEnvironment:
     def test_fires_without_environment_and_release(
         self, make_app: MakeApp, init_sentry: InitSentry
     ) -> None:
-        """Neither given: the SDK's fallback environment and no release, each reported."""
+        """Neither given on a development config: the fallback 'production' and the
+        missing release, each reported."""
         init_sentry()
-        assert messages_of(make_app(), "monitoring.sentry_environment") == [
+        assert messages_of(
+            make_app(FLASK_CONFIG="development"), "monitoring.sentry_environment"
+        ) == [
             (
                 "info",
-                "Sentry's environment is 'production' only as the SDK's fallback (neither "
-                "environment= nor SENTRY_ENVIRONMENT is set): events from staging or a laptop "
-                "are filed as production.",
+                "Sentry's environment is 'production' (given, or the SDK's fallback), but "
+                "FLASK_CONFIG='development' in the config names a non-production environment: "
+                "its events are filed as production.",
             ),
             (
                 "info",
@@ -228,6 +244,22 @@ class TestSentryEnvironment:
         """environment= and release= given: no finding."""
         init_sentry(environment="staging", release="2026.11.27")
         assert messages_of(make_app(), "monitoring.sentry_environment") == []
+
+    def test_quiet_with_explicit_production_and_release(
+        self, make_app: MakeApp, init_sentry: InitSentry
+    ) -> None:
+        """sentry_sdk.init(environment="production", release="1.2.3"): no finding."""
+        init_sentry(environment="production", release="1.2.3")
+        assert messages_of(make_app(), "monitoring.sentry_environment") == []
+
+    def test_quiet_with_the_fallback_on_a_production_config(
+        self, make_app: MakeApp, init_sentry: InitSentry
+    ) -> None:
+        """The SDK's own 'production' on an app whose config names production: no finding."""
+        init_sentry(release="1.2.3")
+        assert (
+            messages_of(make_app(FLASK_CONFIG="production"), "monitoring.sentry_environment") == []
+        )
 
     def test_quiet_with_the_variables(
         self, make_app: MakeApp, init_sentry: InitSentry, monkeypatch: pytest.MonkeyPatch

@@ -10,6 +10,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_prodready.checks.proxy import proxy_trust, wsgi_chain
+from flask_prodready.engine.server import GunicornSettings
 
 from ..support import messages_of, outcome_of
 
@@ -18,9 +19,12 @@ PROXY = "127.0.0.1"
 CLIENT = "127.0.0.2"
 
 
-def serve(app: Flask, count: int = 12, peer: str = PROXY, **headers: str) -> None:
+def serve(
+    app: Flask, count: int = 12, peer: str = PROXY, scheme: str = "http", **headers: str
+) -> None:
     """Send ``count`` requests to an app route from the direct peer ``peer`` (a proxy at
-    127.0.0.1 by default); 12 is above the minimum sample of a live verdict."""
+    127.0.0.1 by default); 12 is above the minimum sample of a live verdict. ``scheme`` is
+    the one the server hands the app (``https``: as gunicorn does for a trusted proxy)."""
 
     if "whoami" not in app.view_functions:
 
@@ -34,7 +38,7 @@ def serve(app: Flask, count: int = 12, peer: str = PROXY, **headers: str) -> Non
         # PREFERRED_URL_SCHEME, https in the good config).
         client.get(
             "/whoami",
-            base_url="http://localhost",
+            base_url=f"{scheme}://localhost",
             headers=headers,
             environ_base={"REMOTE_ADDR": peer},
         )
@@ -54,10 +58,79 @@ class TestMissingProxyFix:
         assert level == "error"
         assert message == (
             "Requests arrive through a proxy (127.0.0.1) with X-Forwarded-For (12 of 12 "
-            "requests), but nothing in the WSGI chain trusts it: request.remote_addr is the "
-            "proxy's address, so rate limits, logs and url_for(_external=True) see the wrong "
-            "client."
+            "requests), but nothing in the WSGI chain trusts it: the app gets the client's "
+            "address wrong (request.remote_addr is the proxy's), so rate limits and logs see "
+            "the proxy instead of the client."
         )
+
+    def test_names_both_parts_when_both_are_wrong(self, make_app: MakeApp) -> None:
+        """X-Forwarded-For and X-Forwarded-Proto https both ignored: the message names the
+        address and the scheme."""
+        app = make_app()
+        serve(app, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+        assert messages_of(app, "proxy.missing_proxyfix", "live") == [
+            (
+                "error",
+                "Requests arrive through a proxy (127.0.0.1) with X-Forwarded-For (12 of 12 "
+                "requests) and X-Forwarded-Proto (12 of 12 requests), but nothing in the WSGI "
+                "chain trusts them: the app gets the client's address and the scheme wrong "
+                "(request.remote_addr and request.scheme are the proxy's), so rate limits and "
+                "logs see the proxy instead of the client, and url_for(_external=True) and "
+                "redirects use the proxy's scheme.",
+            )
+        ]
+
+    def test_names_gunicorn_when_it_applies_the_scheme(self, make_app: MakeApp) -> None:
+        """Under gunicorn, whose forwarded_allow_ips trusts the proxy, the app sees https:
+        only the address is wrong, and gunicorn is named as applying the scheme."""
+        app = make_app()
+        serve(app, scheme="https", **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+        settings = GunicornSettings(
+            workers=2,
+            threads=1,
+            worker_class="sync",
+            worker_connections=1000,
+            timeout=30,
+            bind=("127.0.0.1:8000",),
+            max_requests=0,
+            max_requests_jitter=0,
+            forwarded_allow_ips=("127.0.0.1", "::1"),
+            preload_app=False,
+            source="the running gunicorn",
+        )
+        messages = messages_of(
+            app,
+            "proxy.missing_proxyfix",
+            "live",
+            server_software="gunicorn/27.0.1",
+            gunicorn=settings,
+        )
+        assert messages == [
+            (
+                "error",
+                "Requests arrive through a proxy (127.0.0.1) with X-Forwarded-For (12 of 12 "
+                "requests), but nothing in the WSGI chain trusts it: the app gets the client's "
+                "address wrong (request.remote_addr is the proxy's), so rate limits and logs "
+                "see the proxy instead of the client. The scheme is right: gunicorn's "
+                "forwarded_allow_ips (127.0.0.1,::1) already applies X-Forwarded-Proto.",
+            )
+        ]
+
+    def test_names_proxyfix_when_it_applies_the_address(self, make_app: MakeApp) -> None:
+        """ProxyFix(x_for=1, x_proto=0) behind a proxy saying https: only the scheme is
+        wrong, and ProxyFix is named as applying X-Forwarded-For."""
+        app = behind(make_app(), x_for=1, x_proto=0)
+        serve(app, **{"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+        assert messages_of(app, "proxy.missing_proxyfix", "live") == [
+            (
+                "error",
+                "Requests arrive through a proxy (127.0.0.1) with X-Forwarded-Proto (12 of 12 "
+                "requests), but nothing in the WSGI chain trusts it: the app gets the scheme "
+                "wrong (request.scheme is the proxy's), so url_for(_external=True) and "
+                "redirects use the proxy's scheme. The client's address is right: "
+                "ProxyFix(x_for=1) applies X-Forwarded-For.",
+            )
+        ]
 
     def test_forged_headers_from_a_direct_client_are_no_error(self, make_app: MakeApp) -> None:
         """A client reaching the app directly forges X-Forwarded-For/-Proto on 2 of 22

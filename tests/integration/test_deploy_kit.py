@@ -75,7 +75,7 @@ REPORT_ROUNDS = 5
 #: the tests run on, not on the deploy. Anything else in the report is a false alarm of
 #: the kit or a real gap in it. (backups.stale is skipped: no PRODREADY_BACKUP_PATH.)
 HOST_DEPENDENT = {
-    "monitoring.sentry_missing": "the test gives no SENTRY_DSN: there is no Sentry to report to",
+    "monitoring.error_tracking": "the test gives no SENTRY_DSN: no tracker to report to",
     "system.disk": "the free space of the test machine's disks",
     "system.memory": "the available memory of the test machine",
 }

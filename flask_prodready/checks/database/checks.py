@@ -32,13 +32,12 @@ from .engines import (
     Database,
     NotApplicable,
     databases_of,
-    judge_all,
     per_database,
 )
 from .facts import ask_facts, ask_ping, facts_of
-from .migrations import ask_revisions, has_revision, migrations_of
+from .migrations import migration_findings
 from .pool import Member, budget_findings, pool_shape, worker_counts
-from .probe import NoAnswer, ProbeFailed, budget, error_text, number, wait, wait_to_judge
+from .probe import NoAnswer, ProbeFailed, budget, error_text, number, wait
 
 #: A connect timeout longer than this does not protect requests: gunicorn's default
 #: worker timeout is 30 s, so the worker is killed before the driver gives up.
@@ -313,66 +312,11 @@ def check_migrations(ctx: CheckContext) -> Iterator[Finding]:
 
     Code that expects a column the database does not have fails on the first request
     that touches it; a database ahead of the code (a rollback) fails the same way. Two
-    heads in the folder make ``flask db upgrade`` stop before doing anything.
+    heads in the folder make ``flask db upgrade`` stop before doing anything. With a
+    migration tool set up, tables without a version table, or no migrations folder at
+    all, mean the schema was not made by migrations (see :mod:`.migrations`).
     """
-    migrations = migrations_of(ctx)
-    script, heads = migrations.script, migrations.heads
-    found: list[Finding] = []
-    if len(heads) > 1:
-        found.append(
-            ctx.finding(
-                f"The migrations folder has {len(heads)} heads ({', '.join(heads)}): "
-                "`flask db upgrade` stops with 'Multiple head revisions are present'.",
-                observed={"heads": list(heads)},
-            )
-        )
-
-    databases = [target.database for target in migrations.targets]
-    required = {id(target.database) for target in migrations.targets if target.required}
-    begun = time.monotonic()
-    until, seconds = budget(ctx)
-    answers = ask_revisions(databases, seconds, migrations.options)
-
-    def judge(database: Database) -> Iterator[Finding]:
-        current: tuple[str, ...] = wait_to_judge(
-            answers[id(database)],
-            database,
-            until,
-            begun,
-            failed=lambda error: f"could not be asked for its revision ({error})",
-        )
-        label = _capitalised(database.label)
-        observed = {"database": database.location, "current": list(current), "heads": list(heads)}
-        if not current:
-            if id(database) not in required:  # binds: migrated in multi-database setups only
-                raise NotApplicable(f"{database.name} has no Alembic version table")
-            yield ctx.finding(
-                f"{label} has no migration applied (its Alembic version table is missing or "
-                f"empty); the head is {', '.join(heads)}.",
-                observed=observed,
-            )
-            return
-        if set(current) == set(heads):
-            return
-        unknown = [r for r in current if not has_revision(script, r)]
-        if unknown:
-            yield ctx.finding(
-                f"{label} is at revision {', '.join(unknown)}, which the migrations folder "
-                "does not have: the database is ahead of this code, or from another branch.",
-                observed=observed,
-            )
-        else:
-            yield ctx.finding(
-                f"{label} is at revision {', '.join(sorted(current))}, not at the head "
-                f"{', '.join(heads)}.",
-                observed=observed,
-            )
-
-    judged, reason = judge_all(databases, judge)
-    found += judged
-    if not found and reason is not None:
-        ctx.skip(reason)
-    yield from found
+    yield from migration_findings(ctx)
 
 
 # --- what database.connect_timeout reads ----------------------------------------------

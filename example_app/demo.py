@@ -5,8 +5,10 @@ kit's ``deploy/gunicorn.conf.py`` when the checkout has it, two workers,
 ``FLASK_CONFIG=production``) on a free port of 127.0.0.1, with a fresh random
 ``SECRET_KEY`` and ``PRODREADY_TOKEN`` and a temporary folder for the instance and its
 SQLite file, so it touches nothing of yours and needs no setup. There is no nginx in
-front: the report honestly says SQLite, and whatever the host lacks. Once ``/healthz``
-answers it prints the URLs, what
+front: the report honestly says SQLite, and whatever the host lacks; and, since the
+demo itself starts gunicorn, that nothing supervises it (``supervision.unsupervised``:
+in production a supervisor does, such as ``deploy/example-app.service``). Once
+``/healthz`` answers it prints the URLs, what
 ``/healthz`` and ``/_readiness`` say, a ``curl`` line to copy, and the output of
 ``flask --app example_app readiness``; then it serves until Ctrl-C or SIGTERM and stops
 gunicorn cleanly.

@@ -287,17 +287,16 @@ def _gate(
 ) -> NoReturn:
     """Print the report and exit with the gate's code.
 
-    A run in which no check could judge prints its report (status ``unknown``) and exits
-    2 with the reason on stderr: it is neither a pass nor a finding.
+    A run in which no check could judge, or the check it asked for (``--audit``) could
+    not, prints its report (status ``unknown``) and exits 2 with the reason on stderr: it
+    is neither a pass nor a finding.
     """
     click.echo(
         render(report, output_format, threshold=threshold, registry=registry, locations=locations),
         nl=False,
     )
     if report.status is Status.UNKNOWN:
-        click.echo(
-            f"Error: nothing could be judged: {_first_line(report.unjudged_reason())}", err=True
-        )
+        click.echo(f"Error: {_first_line(report.unjudged_reason())}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_FINDINGS if report.failing(threshold) else EXIT_OK)
 

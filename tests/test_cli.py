@@ -34,6 +34,14 @@ SPEC_IDS = {
     "monitoring.logging", "system.disk", "system.memory", "system.fd_limit",
     "dependencies.vulnerable", "backups.stale", "tls.certificate_expiry", "tls.http_redirect",
     "prodready.unknown_silence", "prodready.check_crashed", "prodready.check_timeout",
+    "supervision.unsupervised", "supervision.restart_policy", "supervision.boot",
+    "supervision.reload", "supervision.env_file",
+    "system.exposed_services", "server.code_writable", "database.credentials_in_source",
+    "dependencies.environment",
+    "monitoring.errors_logged", "monitoring.server_errors", "monitoring.healthz_unpolled",
+    "monitoring.log_rotation",
+    "nginx.upstream", "nginx.forwarded_headers", "nginx.static", "nginx.body_size",
+    "nginx.server_name", "nginx.invalid",
 }  # fmt: skip
 
 BAD_APP = """

@@ -106,3 +106,28 @@ def test_bad_settings_are_refused_naming_the_key(key: str, value: object) -> Non
     app.config[key] = value
     with pytest.raises(ValueError, match=f"{key} must be None or a file path"):
         ProdReady(app)
+
+
+def test_the_environment_gives_the_host_files(
+    monkeypatch: pytest.MonkeyPatch, project: Path
+) -> None:
+    """PRODREADY_NGINX_CONFIG / PRODREADY_SYSTEMD_UNIT in the environment are the defaults
+    (a unit's Environment=); the app's config wins over them."""
+    write_app(project)
+    env_files = {
+        "PRODREADY_NGINX_CONFIG": "/etc/nginx/sites-enabled/app",
+        "PRODREADY_SYSTEMD_UNIT": "/etc/systemd/system/app.service",
+    }
+    done = run_flask(project, "echoapp", "--tag", "myapp", "--format", "json", env=env_files)
+    assert json.loads(done.stdout)["findings"][0]["observed"] == {
+        "nginx": "/etc/nginx/sites-enabled/app",
+        "unit": "/etc/systemd/system/app.service",
+    }
+    monkeypatch.setenv("PRODREADY_NGINX_CONFIG", "/from/the/environment")
+    app = Flask(__name__)
+    ProdReady(app)
+    assert app.config["PRODREADY_NGINX_CONFIG"] == "/from/the/environment"
+    other = Flask(__name__)
+    other.config["PRODREADY_NGINX_CONFIG"] = "/from/the/config"
+    ProdReady(other)
+    assert other.config["PRODREADY_NGINX_CONFIG"] == "/from/the/config"

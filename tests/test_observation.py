@@ -11,6 +11,7 @@ import pytest
 from flask_prodready.engine.evidence import Evidence
 from flask_prodready.engine.observation import (
     MAX_COOKIE_NAMES,
+    MAX_LOGGERS,
     MAX_PEERS,
     MAX_SAMPLES,
     MAX_VALUES,
@@ -182,3 +183,38 @@ def test_cookie_deletions_are_not_sends_and_missing_flags_add_up() -> None:
         record.record(environ(), "127.0.0.1", "200 OK", [HTML, ("Set-Cookie", cookie)])
     cookie = merged(record).cookies["a"]
     assert (cookie.sent, cookie.insecure, cookie.missing) == (3, 2, ("Secure", "HttpOnly"))
+
+
+def test_server_errors_healthz_polls_and_error_records_are_counted() -> None:
+    """5xx responses (with example paths), /healthz requests and error records by logger
+    name add up in the evidence; 4xx responses are not server errors."""
+    record = TrafficRecord()
+    record.static_prefixes = ()
+    record.record(environ("/ok"), "127.0.0.1", "200 OK", [HTML])
+    record.record(environ("/missing"), "127.0.0.1", "404 NOT FOUND", [HTML])
+    for _ in range(3):
+        record.record(environ("/boom"), "127.0.0.1", "500 INTERNAL SERVER ERROR", [HTML])
+    record.record(environ("/gateway"), "127.0.0.1", "502 BAD GATEWAY", [HTML])
+    record.record_healthz()
+    record.record_healthz()
+    record.record_log("myapp.views")
+    record.record_log("myapp.views")
+    record.record_log("sqlalchemy.pool")
+    evidence = merged(record)
+    assert evidence.requests == 6
+    assert evidence.server_errors == 4
+    assert evidence.error_samples == ("/boom", "/gateway")
+    assert evidence.healthz_requests == 2
+    assert evidence.logged_errors == {"myapp.views": 2, "sqlalchemy.pool": 1}
+
+
+def test_logger_names_stay_bounded() -> None:
+    """Past MAX_LOGGERS names a bucket counts the rest under "*"; long names are cut."""
+    record = TrafficRecord()
+    for index in range(MAX_LOGGERS + 5):
+        record.record_log(f"logger{index}")
+    record.record_log("x" * 500)
+    counts = merged(record).logged_errors
+    assert len(counts) == MAX_LOGGERS + 1
+    assert counts["*"] == 6
+    assert all(len(name) <= 100 for name in counts)

@@ -21,7 +21,7 @@ from .checks.test_dependencies import OsvStub, audit_args, requirements
 from .support import STRONG_KEY
 
 OPERATIONS_IDS = {
-    "monitoring.sentry_missing",
+    "monitoring.error_tracking",
     "monitoring.sentry_pii",
     "monitoring.sentry_environment",
     "monitoring.logging",
@@ -116,7 +116,7 @@ def backup_folder(tmp_path: Path, age_seconds: float) -> Path:
 
 def test_plain_app_reports_the_operations_gaps(project: Path, tmp_path: Path) -> None:
     """A plain app with a 5-day-old backup, uploads inside the code folder and a DEBUG
-    logger: sentry_missing, backups.stale, static.upload_folder and monitoring.logging."""
+    logger: error_tracking, backups.stale, static.upload_folder and monitoring.logging."""
     (project / "uploads").mkdir()
     env = {
         "TEST_UPLOAD_FOLDER": str(project / "uploads"),
@@ -126,7 +126,7 @@ def test_plain_app_reports_the_operations_gaps(project: Path, tmp_path: Path) ->
     done = readiness(project, module, "--format", "json", env=env)
     assert done.returncode == 1, done.stderr  # backups.stale is an error
     assert {
-        "monitoring.sentry_missing",
+        "monitoring.error_tracking",
         "backups.stale",
         "static.upload_folder",
         "monitoring.logging",
@@ -134,7 +134,7 @@ def test_plain_app_reports_the_operations_gaps(project: Path, tmp_path: Path) ->
     [stale] = [f for f in json.loads(done.stdout)["findings"] if f["id"] == "backups.stale"]
     assert " is 120 hours (5.0 days) old (db.sql.gz); the limit is 26 hours" in stale["message"]
     text = readiness(project, module, env=env).stdout
-    for check_id in ("monitoring.sentry_missing", "backups.stale", "static.upload_folder"):
+    for check_id in ("monitoring.error_tracking", "backups.stale", "static.upload_folder"):
         assert check_id in text
 
 
@@ -157,7 +157,7 @@ def test_sentry_with_pii_and_no_environment(
     project: Path, tmp_path: Path, closed_port: int
 ) -> None:
     """send_default_pii=True and no environment: sentry_pii and sentry_environment, no
-    sentry_missing; the DSN, written in the code and not in the config, appears nowhere."""
+    error_tracking; the DSN, written in the code and not in the config, appears nowhere."""
     key = secrets.token_hex(16)
     dsn = f"http://{key}@127.0.0.1:{closed_port}/42"
     (tmp_path / "data").mkdir()
@@ -169,7 +169,7 @@ def test_sentry_with_pii_and_no_environment(
     as_json = readiness(project, module, "--format", "json", env=env)
     ids = finding_ids(as_json)
     assert {"monitoring.sentry_pii", "monitoring.sentry_environment"} <= ids
-    assert "monitoring.sentry_missing" not in ids
+    assert "monitoring.error_tracking" not in ids
     as_text = readiness(project, module, "--tag", "monitoring", env=env)
     assert "monitoring.sentry_pii" in as_text.stdout
     for done in (as_json, as_text):
@@ -195,13 +195,19 @@ def test_proper_operations_setup_is_quiet(project: Path, tmp_path: Path, closed_
 
 
 def test_system_checks_always_judge(project: Path, tmp_path: Path) -> None:
-    """--tag system --format json: disk, memory and fd_limit each passed or with a finding."""
+    """--tag system --format json: disk, memory, fd_limit and exposed_services each passed
+    or with a finding."""
     env = {"TEST_UPLOAD_FOLDER": str(tmp_path), "TEST_BACKUP_PATH": str(tmp_path)}
     module = write_app(project, "sysapp")
     done = readiness(project, module, "--tag", "system", "--format", "json", env=env)
     assert done.returncode == 0, done.stderr  # system.* findings are warnings
     body = json.loads(done.stdout)
-    assert set(body["checks"]) == {"system.disk", "system.memory", "system.fd_limit"}
+    assert set(body["checks"]) == {
+        "system.disk",
+        "system.memory",
+        "system.fd_limit",
+        "system.exposed_services",
+    }
     for check_id, outcome in body["checks"].items():
         assert outcome["status"] in {"pass", "fail"}, (check_id, outcome)
         if outcome["status"] == "fail":
@@ -266,7 +272,8 @@ class TestAudit:
     def test_unreachable_service_is_skipped_never_passed(
         self, project: Path, tmp_path: Path, closed_port: int
     ) -> None:
-        """With the OSV service unreachable the check is skipped with pip-audit's reason."""
+        """With the OSV service unreachable the check is skipped with pip-audit's reason, and
+        the run asked for the audit: unknown, exit 2, whatever the area's other check says."""
         reqs = requirements(tmp_path, "flask==0.12")
         url = f"http://127.0.0.1:{closed_port}/v1/query"
         module = write_app(project, "auditapp")
@@ -278,20 +285,17 @@ class TestAudit:
         assert outcome["status"] == "skipped", outcome
         assert outcome["reason"].startswith("pip-audit could not audit (exit 1): ")
         assert "Connection refused" in outcome["reason"]
-        assert body["summary"]["passed"] == 0
+        assert body["status"] == "unknown"
+        assert done.returncode == 2
 
     def test_without_audit_it_says_how_to_ask(self, project: Path, tmp_path: Path) -> None:
-        """Without --audit, dependencies.vulnerable is skipped with how to run it; it was the
-        only check selected, so nothing was judged: exit 2 with that reason."""
+        """Without --audit, dependencies.vulnerable is skipped with how to run it; the audit
+        was not asked for, so the run is judged by the area's other check."""
         module = write_app(project, "auditapp")
         env = self.env(tmp_path, [])
         done = readiness(project, module, "--tag", "dependencies", "--format", "json", env=env)
-        assert done.returncode == 2
-        assert done.stderr == (
-            "Error: nothing could be judged: dependencies.vulnerable: run `flask readiness "
-            "--audit` to audit dependencies\n"
-        )
-        assert json.loads(done.stdout)["status"] == "unknown"
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"] != "unknown"
         assert json.loads(done.stdout)["checks"]["dependencies.vulnerable"] == {
             "status": "skipped",
             "reason": "run `flask readiness --audit` to audit dependencies",

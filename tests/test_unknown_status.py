@@ -45,18 +45,20 @@ class TestReportStatus:
         """Two checks, both skipped: unknown, and the reason names each check's reason."""
         report = report_of(skipped("a.one", "no database"), skipped("b.two", "no audit"))
         assert report.status is Status.UNKNOWN
-        assert report.unjudged_reason() == "a.one: no database; b.two: no audit"
+        assert report.unjudged_reason() == (
+            "nothing could be judged: a.one: no database; b.two: no audit"
+        )
 
     def test_checks_held_back_by_one_reason_are_named_together(self) -> None:
         """The same reason is said once, with every check it held back."""
         report = report_of(skipped("a.one", "live only"), skipped("b.two", "live only"))
-        assert report.unjudged_reason() == "a.one, b.two: live only"
+        assert report.unjudged_reason() == "nothing could be judged: a.one, b.two: live only"
 
     def test_a_crash_alone_is_not_a_judgment(self) -> None:
         """The only check timed out: its error-level finding does not make a verdict."""
         report = report_of(CheckOutcome("myapp.slow", Status.ERROR, (TIMED_OUT,), "timed out"))
         assert report.status is Status.UNKNOWN
-        assert report.unjudged_reason() == "myapp.slow: timed out"
+        assert report.unjudged_reason() == "nothing could be judged: myapp.slow: timed out"
 
     def test_one_check_that_passed_is_a_judgment(self) -> None:
         """One pass among skips: the run judged, and it passed."""
@@ -73,7 +75,27 @@ class TestReportStatus:
         """An empty run judged nothing."""
         report = report_of()
         assert report.status is Status.UNKNOWN
-        assert report.unjudged_reason() == "no check was selected"
+        assert report.unjudged_reason() == "nothing could be judged: no check was selected"
+
+    def test_a_check_the_run_asked_for_must_judge(self) -> None:
+        """The audit was asked for and could not run: unknown, though another check passed
+        and another found something; the reason names only the asked-for check."""
+        warning = Finding("b.two", Level.WARNING, "Something.")
+        report = report_of(
+            CheckOutcome("a.one", Status.PASS),
+            CheckOutcome("b.two", Status.FAIL, (warning,)),
+            CheckOutcome("c.audit", Status.SKIPPED, reason="service unreachable", asked=True),
+            skipped("d.four", "live only"),
+        )
+        assert report.status is Status.UNKNOWN
+        assert report.unjudged_reason() == (
+            "what was asked for could not be judged: c.audit: service unreachable"
+        )
+
+    def test_an_asked_check_that_judged_changes_nothing(self) -> None:
+        """asked only matters when the check could not judge."""
+        report = report_of(CheckOutcome("c.audit", Status.PASS, asked=True))
+        assert report.status is Status.PASS
 
     @pytest.mark.parametrize("fmt", ["json", "text", "junit", "sarif", "openmetrics", "html"])
     def test_every_format_says_unknown(self, fmt: str) -> None:
@@ -128,14 +150,15 @@ class TestCommandLine:
 
     def test_audit_that_cannot_reach_its_service_exits_2(self, project: Path) -> None:
         """--audit --tag dependencies, service unreachable: exit 2, status unknown, the
-        reason on one line of stderr, and no PASS anywhere."""
+        reason on one line of stderr, and no PASS anywhere, though the area's other check
+        (dependencies.environment) judged."""
         done = run_flask(project, "auditapp", "--audit", "--tag", "dependencies")
         assert done.returncode == 2, done.stdout + done.stderr
         assert "PASS" not in done.stdout
         assert done.stdout.startswith(" UNKNOWN ")
         assert done.stderr.startswith(
-            "Error: nothing could be judged: dependencies.vulnerable: pip-audit could not "
-            "audit (exit 1): "
+            "Error: what was asked for could not be judged: dependencies.vulnerable: "
+            "pip-audit could not audit (exit 1): "
         )
         assert done.stderr.count("\n") == 1
         assert "Traceback" not in done.stderr
@@ -150,32 +173,46 @@ class TestCommandLine:
         assert body["status"] == "unknown"
         assert body["checks"]["dependencies.vulnerable"]["status"] == "skipped"
 
+    def test_without_audit_the_skip_is_no_verdict(self, project: Path) -> None:
+        """Without --audit the audit was not asked for: its skip does not make the run
+        unknown while dependencies.environment judges."""
+        done = run_flask(project, "auditapp", "--tag", "dependencies", "--format", "json")
+        body = json.loads(done.stdout)
+        assert body["status"] != "unknown"
+        assert done.returncode in (0, 1), done.stderr
+
 
 TOKEN = "t" * 32
 
 
-class TestHttp:
-    @pytest.fixture
-    def app(self) -> Flask:
-        app = Flask(__name__)
-        app.config.update(SECRET_KEY="k" * 40, PRODREADY_TOKEN=TOKEN)
-        ProdReady(app)
-        return app
+def app_with_a_check_that_cannot_judge(**config: object) -> Flask:
+    """An app with one check of its own, which cannot judge in a running server."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k" * 40, PRODREADY_TOKEN=TOKEN, **config)
+    prodready = ProdReady()
 
-    def test_report_of_unjudged_checks_is_503_unknown(self, app: Flask) -> None:
-        """?tag=dependencies live: the audit check cannot judge in a server, so the report is
+    @prodready.check("myapp.queue", title="The job queue is drained", modes=["cli"])
+    def queue(ctx: object) -> None:
+        return None
+
+    prodready.init_app(app)
+    return app
+
+
+class TestHttp:
+    def test_report_of_unjudged_checks_is_503_unknown(self) -> None:
+        """?tag=myapp live: its only check cannot judge in a server, so the report is
         unknown and answered 503 (a readiness probe must not read it as ready)."""
+        app = app_with_a_check_that_cannot_judge()
         response = app.test_client().get(
-            "/_readiness?tag=dependencies", headers={"Authorization": f"Bearer {TOKEN}"}
+            "/_readiness?tag=myapp", headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert response.status_code == 503
         assert response.get_json()["status"] == "unknown"
 
     def test_healthz_of_unjudged_checks_is_a_warning(self) -> None:
         """/healthz naming only checks that cannot judge in a server: 200 warn, not pass."""
-        app = Flask(__name__)
-        app.config.update(SECRET_KEY="k" * 40, PRODREADY_HEALTHZ_CHECKS=["dependencies"])
-        ProdReady(app)
+        app = app_with_a_check_that_cannot_judge(PRODREADY_HEALTHZ_CHECKS=["myapp"])
         response = app.test_client().get("/healthz")
         assert response.status_code == 200
         assert response.get_json() == {"status": "warn"}

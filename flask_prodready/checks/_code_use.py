@@ -1,25 +1,28 @@
 """What the app's own source does with the settings some checks judge.
 
-``cookies.remember_secure``, ``config.preferred_url_scheme`` and ``config.trusted_hosts``
-judge a setting by how the app uses it: whether it ever asks for a remember cookie, and
-where it builds absolute URLs. This module parses the ``.py`` files of the app's project
-with :mod:`ast` (it never imports or runs them) and records those facts, each with the
-file and line it was seen at.
+``cookies.remember_secure``, ``config.preferred_url_scheme`` and
+``config.trusted_hosts`` judge a setting by how the app uses it: whether it ever asks
+for a remember cookie, and where it builds absolute URLs. This module parses the ``.py``
+files of the app's project with :mod:`ast` (it never imports or runs them) and records
+those facts, each with the file and line it was seen at.
 
 Where a ``url_for`` call runs is judged from the function around it: a request handler
 (a route, a request hook, a method of a view class), a CLI command, a background job
 (Celery, RQ, APScheduler, huey, dramatiq, a thread) or module level. A helper takes the
-places of the functions that call it, matched by name across the project. The scan is
-bounded in files, bytes and time, skips virtualenvs, caches and tests folders, and runs
-in a thread of its own, so a large project finishes for the next report even when a
-check could not wait for it. A complete result is kept a few minutes: the code of a
-running process does not change.
+places of the functions that call it, matched by name across the project. Only the files
+that can matter are parsed: those holding a fact, then, round by round, those naming a
+function that leads to one; parsing stays proportional to what the app does with URLs
+and logins, not to its size. The scan is bounded in files, bytes and time, skips
+virtualenvs, caches and tests folders, and runs in a thread of its own, so a large
+project finishes for the next report even when a check could not wait for it. A complete
+result is kept a few minutes: the code of a running process does not change.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -46,26 +49,22 @@ SCAN_BUDGET = 30.0
 RESULT_TTL = 300.0
 #: Folders of tests: they build URLs and log users in under test request contexts.
 TEST_DIRS = frozenset({"tests", "test", "testing"})
-#: A file without any of these words has nothing this scan records or follows.
-INTERESTING = (
-    b"url_for",
+#: Words of the facts recorded (an external ``url_for`` spells ``_external`` or
+#: ``_scheme``): a file without any of them holds none.
+FACT_WORDS = (
+    b"_external",
+    b"_scheme",
     b"login_user",
     b"request.host",
     b"url_root",
-    b"_request",
-    b"route",
-    b"command",
-    b"task",
-    b"job",
-    b"Thread",
-    b"enqueue",
-    b"View",
-    b"Resource",
-    b"add_url_rule",
-    b"handler",
-    b"with_appcontext",
-    b"mail",
+    b"root_url",
+    b"host_url",
 )
+#: Words in the name of a helper worth reading for whether it sends mail.
+MAIL_HELPER_WORDS = ("mail", "send", "notif", "message")
+#: Rounds of following callers from the functions with facts (and one of their callees,
+#: for helpers that send mail): deeper call chains are placed by what is known.
+MAX_ROUNDS = 6
 
 #: Decorators (their last name) that make a function run in a request.
 REQUEST_DECORATORS = frozenset(
@@ -419,42 +418,97 @@ def _python_files(root: Path) -> Iterator[Path]:
                 yield here / name
 
 
-def _parse_project(
-    root: Path, deadline: float
-) -> tuple[list[_Function], list[tuple[str, str]], int, bool]:
-    functions: list[_Function] = []
-    marks: list[tuple[str, str]] = []
-    files = 0
+def _read_project(root: Path, deadline: float) -> tuple[dict[Path, bytes], bool]:
+    """The project's ``.py`` files (bounded in count, bytes and time), and whether all."""
+    sources: dict[Path, bytes] = {}
     total = 0
     for count, path in enumerate(_python_files(root)):
         if count >= MAX_FILES or total > MAX_TOTAL_BYTES or time.monotonic() > deadline:
-            return functions, marks, files, False
+            return sources, False
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
                 continue
             data = path.read_bytes()
         except OSError:
             continue
-        files += 1
+        sources[path] = data
         total += len(data)
-        if not any(word in data for word in INTERESTING):
-            continue
-        try:
-            tree = ast.parse(data, filename=str(path))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue  # not Python this interpreter reads: nothing to record
-        try:
-            shown = str(path.relative_to(root))
-        except ValueError:
-            shown = str(path)
-        visitor = _FileVisitor(shown)
-        try:
-            visitor.visit(tree)
-        except RecursionError:
-            continue
-        functions.extend(visitor.functions)
-        marks.extend(visitor.marks)
-    return functions, marks, files, True
+    return sources, True
+
+
+def _parse_file(root: Path, path: Path, data: bytes) -> _FileVisitor | None:
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None  # not Python this interpreter reads: nothing to record
+    try:
+        shown = str(path.relative_to(root))
+    except ValueError:
+        shown = str(path)
+    visitor = _FileVisitor(shown)
+    try:
+        visitor.visit(tree)
+    except RecursionError:
+        return None
+    return visitor
+
+
+def _leading_to_facts(functions: list[_Function]) -> set[tuple[str, bool]]:
+    """The (name, method) of the functions with facts, and of those that call them."""
+    found = {(f.name, f.method) for f in functions if f.name and (f.remember or f.urls or f.hosts)}
+    grown = True
+    while grown:
+        grown = False
+        for function in functions:
+            key = (function.name, function.method)
+            if function.name and key not in found and function.calls & found:
+                found.add(key)
+                grown = True
+    return found
+
+
+def _parse_project(
+    root: Path, deadline: float
+) -> tuple[list[_Function], list[tuple[str, str]], int, bool]:
+    """Parse the files that can matter: those with a fact, then, round by round, those
+    naming a function that leads to one (its callers, and where it is registered as a
+    route, a command or a job), and where the callees of the functions with facts are
+    defined (a helper that sends mail). A file naming none of these cannot change a
+    result, so parsing stays proportional to what the app does, not to its size."""
+    sources, complete = _read_project(root, deadline)
+    functions: list[_Function] = []
+    marks: list[tuple[str, str]] = []
+    parsed: set[Path] = set()
+    searched: set[bytes] = set()
+    wanted = [re.escape(word) for word in FACT_WORDS]
+    for _ in range(MAX_ROUNDS):
+        searched.update(wanted)
+        pattern = re.compile(b"|".join(wanted))
+        batch = [p for p, data in sources.items() if p not in parsed and pattern.search(data)]
+        for path in batch:
+            if time.monotonic() > deadline:
+                return functions, marks, len(sources), False
+            parsed.add(path)
+            visitor = _parse_file(root, path, sources[path])
+            if visitor is not None:
+                functions.extend(visitor.functions)
+                marks.extend(visitor.marks)
+        with_facts = [f for f in functions if f.remember or f.urls or f.hosts]
+        # A method is reached as ``.name``; a function by its name, called or handed over.
+        candidates = {
+            (rb"\." if method else rb"\b") + re.escape(name.encode()) + rb"\b"
+            for name, method in _leading_to_facts(functions)
+        }
+        candidates |= {
+            rb"\bdef\s+" + re.escape(name.encode()) + rb"\b"
+            for f in with_facts
+            for name, _ in f.calls
+            if any(word in name.lower() for word in MAIL_HELPER_WORDS)
+        }
+        wanted = sorted(candidates - searched)
+        if not wanted:
+            break
+    return functions, marks, len(sources), complete
 
 
 def _places(functions: list[_Function], marks: Iterable[tuple[str, str]]) -> None:

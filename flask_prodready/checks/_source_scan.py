@@ -19,9 +19,12 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from ..engine.context import CheckContext
+from ..engine.findings import Finding, Level
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_FILES = 20_000
@@ -94,6 +97,36 @@ class ScanResult:
     method: str
     #: Why git was not used although the project lies in a git checkout.
     git_problem: str | None = None
+
+    def how(self) -> dict[str, str]:
+        """How the files were classified, for a finding's ``observed``."""
+        found = {"method": self.method}
+        if self.git_problem is not None:
+            found["git_problem"] = self.git_problem
+        return found
+
+
+def hit_findings(
+    ctx: CheckContext, hits: Iterable[Hit], how: Mapping[str, str], *, written: str, kept: str
+) -> Iterator[Finding]:
+    """The findings for files holding a secret: source (tracked, or that git would add)
+    gets the check's own hint, remove and rotate, never chmod; a secrets file others can
+    read gets ``chmod 600`` at warning level. ``written`` and ``kept`` start the messages
+    ("SECRET_KEY's value" is written in ..., "SECRET_KEY" is kept in ...)."""
+    for hit in hits:
+        if hit.source:
+            yield ctx.finding(
+                f"{written} is written in {hit.path} ({hit.why}).",
+                observed={"file": hit.path, **how},
+            )
+        elif hit.mode & (stat.S_IRWXG | stat.S_IRWXO):
+            yield ctx.finding(
+                f"{kept} is kept in {hit.path} ({hit.why}), but its mode is {hit.mode:04o}: "
+                "other users of the host can read it.",
+                level=Level.WARNING,
+                hint=f"Run: chmod 600 {hit.path}",
+                observed={"file": hit.path, "mode": f"{hit.mode:04o}", **how},
+            )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from ..engine.redaction import names_a_credential, secret_weakness, url_credenti
 from ..engine.registry import check
 from ._code_use import code_use
 from ._provenance import EnvValue, Provenance
-from ._source_scan import find_secret_in_files, reads_as_words
+from ._source_scan import find_secret_in_files, hit_findings, reads_as_words
 
 #: A text key shorter than this is guessable or a leftover (``secrets.token_hex()`` gives 64).
 MIN_KEY_LENGTH = 32
@@ -300,24 +299,10 @@ def check_secret_key_in_source(ctx: CheckContext) -> Iterator[Finding]:
         deadline=ctx.deadline - 0.05,
         literal_only=literal_only,
     )
-    how: dict[str, Any] = {"method": result.method}
-    if result.git_problem is not None:
-        how["git_problem"] = result.git_problem
-    for hit in result.hits:
-        if hit.source:
-            # Source ships with the code: remove and rotate (the default hint), never chmod.
-            yield ctx.finding(
-                f"SECRET_KEY's value is written in {hit.path} ({hit.why}).",
-                observed={"file": hit.path, **how},
-            )
-        elif hit.mode & (stat.S_IRWXG | stat.S_IRWXO):
-            yield ctx.finding(
-                f"SECRET_KEY is kept in {hit.path} ({hit.why}), but its mode is "
-                f"{hit.mode:04o}: other users of the host can read it.",
-                level=Level.WARNING,
-                hint=f"Run: chmod 600 {hit.path}",
-                observed={"file": hit.path, "mode": f"{hit.mode:04o}", **how},
-            )
+    # Source ships with the code: remove and rotate (the check's hint), never chmod.
+    yield from hit_findings(
+        ctx, result.hits, result.how(), written="SECRET_KEY's value", kept="SECRET_KEY"
+    )
     if not result.complete and not result.hits:
         ctx.skip(
             f"scanned {result.scanned} files under {result.root} before the time limit "

@@ -1,4 +1,10 @@
-"""``dependencies.*``: known vulnerabilities in the installed packages, found by pip-audit.
+"""``dependencies.*``: the Python environment the app runs in, and known vulnerabilities
+in the installed packages, found by pip-audit.
+
+``dependencies.environment`` asks whether the interpreter is a virtual environment's (or
+a conda environment's), and whether every installed distribution's requirements are
+installed at versions they accept, as ``pip check`` does: from the distributions'
+metadata, read with ``importlib.metadata`` and ``packaging``, without running pip.
 
 ``dependencies.vulnerable`` runs only from the command line and only with
 ``flask readiness --audit``: an audit asks a vulnerability service about every package,
@@ -21,7 +27,9 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import sysconfig
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,37 +236,45 @@ def _named(items: Sequence[str]) -> str:
 def check_vulnerable(ctx: CheckContext) -> Iterator[Finding]:
     if not ctx.audit:
         ctx.skip(NOT_ASKED)
+    # From here on the audit was asked for: a skip makes the run unknown, not a pass.
     args = ctx.settings.pip_audit_args
     refused = _refused(args)
     if refused is not None:
-        ctx.skip(refused)
+        ctx.skip(refused, asked=True)
     command = pip_audit_command()
     if command is None:
-        ctx.skip(f"pip-audit is not installed ({AUDIT_INSTALL})")
+        ctx.skip(f"pip-audit is not installed ({AUDIT_INSTALL})", asked=True)
     budget = ctx.time_left() - DEADLINE_MARGIN
     timeout_note = (
         f"the audit may take {AUDIT_TIMEOUT:g} s; a slow or unreachable vulnerability "
         "service can be replaced with -s osv --osv-url URL in PRODREADY_PIP_AUDIT_ARGS"
     )
     if budget <= 0:
-        ctx.skip(f"no time left to run pip-audit: {timeout_note}")
+        ctx.skip(f"no time left to run pip-audit: {timeout_note}", asked=True)
     run = run_pip_audit([*command, *BASE_OPTIONS, *args, "-f", "json"], budget)
     if run.returncode is None:
-        ctx.skip(f"pip-audit did not finish within {budget:.1f} s and was stopped: {timeout_note}")
+        ctx.skip(
+            f"pip-audit did not finish within {budget:.1f} s and was stopped: {timeout_note}",
+            asked=True,
+        )
     try:
         result = parse_report(run.stdout, own_distributions(ctx.app.import_name))
     except ValueError:  # json.JSONDecodeError is one
-        ctx.skip(f"pip-audit could not audit (exit {run.returncode}): {_error_text(run.stderr)}")
+        ctx.skip(
+            f"pip-audit could not audit (exit {run.returncode}): {_error_text(run.stderr)}",
+            asked=True,
+        )
     unaudited = [name for name, _ in result.unaudited]
     total = result.audited + len(unaudited)
     if not result.vulnerabilities:
         if result.unaudited:
             ctx.skip(
                 f"pip-audit could not audit {len(unaudited)} of {total} packages "
-                f"({_named(unaudited)}): {result.unaudited[0][1]}"
+                f"({_named(unaudited)}): {result.unaudited[0][1]}",
+                asked=True,
             )
         if not result.audited:
-            ctx.skip("pip-audit found no package to audit")
+            ctx.skip("pip-audit found no package to audit", asked=True)
         return
     for vuln in result.vulnerabilities:
         also = f" ({', '.join(vuln.aliases)})" if vuln.aliases else ""
@@ -295,3 +311,154 @@ def check_vulnerable(ctx: CheckContext) -> Iterator[Finding]:
             "reaches and that knows these packages (-s osv --osv-url URL).",
             observed={"unaudited": unaudited},
         )
+
+
+#: Seconds kept back from the check's deadline to report what was read.
+ENVIRONMENT_MARGIN = 0.05
+#: Distributions whose requirements are read, at most.
+MAX_DISTRIBUTIONS = 5000
+#: Unsatisfied requirements listed in ``observed``.
+MAX_OBSERVED_PROBLEMS = 50
+#: The file by which an operating system marks its own Python (PEP 668).
+EXTERNALLY_MANAGED = "EXTERNALLY-MANAGED"
+
+
+def virtual_environment(
+    prefix: str, base_prefix: str, *, real_prefix: str | None = None
+) -> str | None:
+    """What isolates the interpreter whose ``sys.prefix`` is ``prefix``: a virtual
+    environment (venv, or virtualenv's older ``sys.real_prefix``), a conda environment
+    (``conda-meta`` in the prefix), or nothing (``None``)."""
+    if real_prefix is not None or prefix != base_prefix:
+        return f"the virtual environment {prefix}"
+    if os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return f"the conda environment {prefix}"
+    return None
+
+
+@dataclass(frozen=True)
+class Unsatisfied:
+    """A requirement of an installed distribution that nothing installed satisfies."""
+
+    package: str
+    version: str
+    requirement: str
+    #: The version installed, or ``None`` when the required distribution is missing.
+    installed: str | None = None
+
+    def __str__(self) -> str:
+        if self.installed is None:
+            return (
+                f"{self.package} {self.version} requires {self.requirement}, which is not installed"
+            )
+        return (
+            f"{self.package} {self.version} requires {self.requirement}, "
+            f"but {self.installed} is installed"
+        )
+
+
+def unsatisfied_requirements(
+    distributions: Iterable[importlib.metadata.Distribution], deadline: float
+) -> tuple[list[Unsatisfied], bool]:
+    """The requirements ``pip check`` would report as missing or conflicting, and whether
+    every distribution was read before ``deadline``.
+
+    The first distribution of a name on the path is the one installed (as for pip);
+    requirements whose markers do not hold here, extras' among them, are not needed.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion
+
+    installed: dict[str, tuple[str, str, list[str]]] = {}
+    complete = True
+    for count, dist in enumerate(distributions):
+        if count >= MAX_DISTRIBUTIONS or time.monotonic() > deadline:
+            complete = False
+            break
+        try:
+            name = dist.metadata["Name"]
+            requires = list(dist.requires or [])
+            version = dist.version
+        except Exception:  # unreadable metadata of one distribution
+            continue
+        if name:
+            installed.setdefault(canonical_name(name), (str(name), str(version), requires))
+    problems: list[Unsatisfied] = []
+    for name, version, requires in installed.values():
+        for text in requires:
+            try:
+                requirement = Requirement(text)
+                if requirement.marker is not None and not requirement.marker.evaluate(
+                    {"extra": ""}
+                ):
+                    continue
+            except (InvalidRequirement, ValueError):
+                continue  # a requirement pip could not read either
+            wanted = f"{requirement.name}{requirement.specifier}"
+            found = installed.get(canonical_name(requirement.name))
+            if found is None:
+                problems.append(Unsatisfied(name, version, wanted))
+                continue
+            try:
+                if not requirement.specifier.contains(found[1], prereleases=True):
+                    problems.append(Unsatisfied(name, version, wanted, found[1]))
+            except InvalidVersion:
+                continue
+    return problems, complete
+
+
+def _externally_managed() -> bool:
+    """Whether the interpreter is marked as the operating system's own (PEP 668)."""
+    stdlib = sysconfig.get_path("stdlib")
+    return bool(stdlib) and os.path.isfile(os.path.join(stdlib, EXTERNALLY_MANAGED))
+
+
+@check(
+    "dependencies.environment",
+    level=Level.WARNING,
+    title="The app runs in a virtual environment whose requirements are all installed",
+    hint="Install what is missing or conflicting in this environment (pip check lists the "
+    "same problems), or rebuild the environment from the app's pinned requirements.",
+    blocking=True,
+)
+def check_environment(ctx: CheckContext) -> Iterator[Finding]:
+    isolated = virtual_environment(
+        sys.prefix, sys.base_prefix, real_prefix=getattr(sys, "real_prefix", None)
+    )
+    if isolated is None:
+        system = (
+            ", the operating system's own Python (marked EXTERNALLY-MANAGED)"
+            if _externally_managed()
+            else ""
+        )
+        yield ctx.finding(
+            f"The app runs outside a virtual environment, on {sys.executable}{system}: it "
+            "shares its packages with every other program of this interpreter, and an "
+            "upgrade for one of them can break the app.",
+            hint="Create a virtual environment for the app (python3 -m venv /srv/APP/.venv), "
+            "install its pinned requirements there, and start the server from it "
+            "(/srv/APP/.venv/bin/gunicorn ...).",
+            observed={"executable": sys.executable, "prefix": sys.prefix},
+        )
+    try:
+        problems, complete = unsatisfied_requirements(
+            importlib.metadata.distributions(), ctx.deadline - ENVIRONMENT_MARGIN
+        )
+    except ImportError:
+        if isolated is not None:
+            ctx.skip(
+                "the packaging library is not installed (a requirement of flask-prodready: "
+                "reinstall it) to read the distributions' requirements"
+            )
+        return
+    if problems:
+        yield ctx.finding(
+            f"{len(problems)} requirement(s) of installed distributions are not satisfied: "
+            f"{_named([str(problem) for problem in problems])}.",
+            observed={
+                "unsatisfied": [str(problem) for problem in problems[:MAX_OBSERVED_PROBLEMS]],
+                "environment": isolated,
+            },
+        )
+    elif not complete and isolated is not None:
+        ctx.skip("the installed distributions could not all be read before the time limit")

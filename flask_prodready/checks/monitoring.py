@@ -10,20 +10,30 @@ either. No check prints a DSN, an access token or any part of them.
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import importlib.util
 import logging
+import logging.handlers
 import os
+import shlex
 import stat
 import sys
+import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from flask.logging import default_handler, wsgi_errors_stream
 
+from ..engine import log_errors
 from ..engine.context import CheckContext
+from ..engine.evidence import MIN_COUNT, share
 from ..engine.findings import Finding, Level
 from ..engine.registry import LIVE, check
 from ..engine.server import GUNICORN, server_kind
+from ..engine.state import get_state
+from ._live import observed_traffic
 from .config import ENVIRONMENT_SETTINGS, NON_PRODUCTION_WORDS, _environment_words
 
 #: The extra that installs sentry-sdk, named in skip reasons and hints.
@@ -397,3 +407,220 @@ def check_logging(ctx: CheckContext) -> Iterator[Finding]:
             observed={"logger": logger.name},
         )
 
+
+#: Logger names whose error records are this extension's own (a check that crashed is
+#: reported as prodready.check_crashed already).
+OWN_LOGGERS = ("flask_prodready",)
+#: Most loggers a finding names.
+SHOWN_LOGGERS = 5
+#: Share of responses that may be server errors before monitoring.server_errors fires.
+SERVER_ERROR_SHARE = 0.01
+#: Where logrotate's rules live (its main file, and the folder its packages drop into).
+LOGROTATE_FILES = ("/etc/logrotate.conf",)
+LOGROTATE_FOLDERS = ("/etc/logrotate.d",)
+#: Handlers that rotate their file themselves, or reopen it when logrotate moved it.
+ROTATING_HANDLERS = (
+    logging.handlers.RotatingFileHandler,
+    logging.handlers.TimedRotatingFileHandler,
+    logging.handlers.WatchedFileHandler,
+)
+
+
+def _window_evidence(ctx: CheckContext) -> Any:
+    evidence = ctx.observation
+    if evidence is None:
+        ctx.skip("only the running server can tell what it logged and answered")
+    return evidence
+
+
+@check(
+    "monitoring.errors_logged",
+    level=Level.WARNING,
+    modes=[LIVE],
+    title="No error records were logged in the evidence window",
+    hint="Read the errors (the server's log, or your error tracker), fix their cause, and "
+    "make sure someone is alerted when they happen.",
+)
+def check_errors_logged(ctx: CheckContext) -> Iterator[Finding]:
+    evidence = _window_evidence(ctx)
+    if not log_errors.counting(get_state(ctx.app).traffic):
+        ctx.skip(
+            "the app's logging setup replaced the root logger's handlers after init_app; "
+            "error records are counted again from now"
+        )
+    loggers = {
+        name: count
+        for name, count in evidence.logged_errors.items()
+        if not name.startswith(OWN_LOGGERS)
+    }
+    total = sum(loggers.values())
+    if total >= MIN_COUNT:
+        busiest = sorted(loggers.items(), key=lambda item: (-item[1], item[0]))
+        named = ", ".join(f"{name} {count}" for name, count in busiest[:SHOWN_LOGGERS])
+        more = f" and {len(busiest) - SHOWN_LOGGERS} more" if len(busiest) > SHOWN_LOGGERS else ""
+        yield ctx.finding(
+            f"{total} log records at ERROR or above in the last {evidence.window:g} s, from "
+            f"{named}{more}: errors the app reports, which someone should read.",
+            observed={"records": total, "loggers": dict(busiest), "workers": evidence.workers},
+        )
+
+
+@check(
+    "monitoring.server_errors",
+    level=Level.ERROR,
+    modes=[LIVE],
+    title="At most 1% of responses are server errors",
+    hint="Find the failing requests in the server's log or error tracker (the paths below "
+    "are examples) and fix their cause: a 5xx is a request the app could not serve.",
+)
+def check_server_errors(ctx: CheckContext) -> Iterator[Finding]:
+    evidence = observed_traffic(ctx)
+    failed = evidence.server_errors
+    if failed >= MIN_COUNT and failed > SERVER_ERROR_SHARE * evidence.requests:
+        examples = ", ".join(evidence.error_samples)
+        yield ctx.finding(
+            f"{share(failed, evidence.requests)} responses in the last {evidence.window:g} s "
+            f"were server errors (5xx), more than {SERVER_ERROR_SHARE:.0%}"
+            + (f", for example {examples}." if examples else "."),
+            observed={
+                "requests": evidence.requests,
+                "server_errors": failed,
+                "examples": list(evidence.error_samples),
+                "workers": evidence.workers,
+            },
+        )
+
+
+def _server_started(ctx: CheckContext) -> float:
+    """When the server's main process started (gunicorn's arbiter for a gunicorn worker)."""
+    try:
+        import psutil
+    except ImportError:
+        ctx.skip("psutil is not installed (pip install 'flask-prodready[system]')")
+    gunicorn = ctx.gunicorn is not None or server_kind(ctx.server_software) == GUNICORN
+    pid = os.getppid() if gunicorn else os.getpid()
+    try:
+        started: float = psutil.Process(pid).create_time()
+    except psutil.Error as exc:
+        ctx.skip(f"the server's process {pid} cannot be read ({type(exc).__name__})")
+    return started
+
+
+@check(
+    "monitoring.healthz_unpolled",
+    level=Level.WARNING,
+    modes=[LIVE],
+    title="Something polls the health endpoint",
+    hint="Point an uptime monitor (or your load balancer's health check, or a Kubernetes "
+    "probe) at the health endpoint, and alert on its failures: nothing else tells you the "
+    "site is down before your users do.",
+    blocking=True,
+)
+def check_healthz_unpolled(ctx: CheckContext) -> Iterator[Finding]:
+    evidence = _window_evidence(ctx)
+    if evidence.note:
+        ctx.skip(f"the evidence does not cover every worker ({evidence.note})")
+    uptime = time.time() - _server_started(ctx)
+    if uptime <= evidence.window:
+        ctx.skip(
+            f"the server has been up {uptime:.0f} s, less than the evidence window "
+            f"({evidence.window:g} s)"
+        )
+    if evidence.healthz_requests == 0:
+        path = ctx.settings.healthz_path
+        yield ctx.finding(
+            f"The server has been up {uptime:.0f} s and nothing requested {path} in the last "
+            f"{evidence.window:g} s: no uptime monitor or probe is polling it.",
+            observed={"healthz_requests": 0, "window_seconds": evidence.window},
+        )
+
+
+def _logrotate_patterns() -> list[str]:
+    """The file patterns logrotate's rules name (``/var/log/app/*.log``), read from its
+    main file and its folder; a file that cannot be read adds nothing."""
+    files = [Path(name) for name in LOGROTATE_FILES]
+    for folder in LOGROTATE_FOLDERS:
+        with contextlib.suppress(OSError):
+            files += sorted(p for p in Path(folder).iterdir() if p.is_file())
+    patterns: list[str] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        pending: list[str] = []  # paths on a line of their own, before a "{" line
+        depth = 0
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if depth == 0 and "{" in line:
+                patterns += pending + _paths(line.split("{", 1)[0])
+                pending = []
+            elif depth == 0:
+                pending = _paths(line)
+            depth += line.count("{") - line.count("}")
+            depth = max(depth, 0)
+    return patterns
+
+
+def _paths(text: str) -> list[str]:
+    """The absolute paths (or globs) among the words of a logrotate line."""
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unbalanced quote: logrotate would refuse the file too
+        return []
+    return [word for word in words if word.startswith("/")]
+
+
+def _grows(filename: str) -> bool:
+    """Whether a file handler's file can fill a disk: a regular file (or one not created
+    yet), not a device or a pipe such as /dev/null."""
+    try:
+        return stat.S_ISREG(os.stat(filename).st_mode)
+    except OSError:
+        return True
+
+
+def _file_handlers() -> list[tuple[str, logging.FileHandler]]:
+    """``(logger name, handler)`` for every file handler of every logger of the process."""
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [
+        logger
+        for logger in list(logging.Logger.manager.loggerDict.values())
+        if isinstance(logger, logging.Logger)
+    ]
+    return [
+        (logger.name, handler)
+        for logger in loggers
+        for handler in list(logger.handlers)
+        if isinstance(handler, logging.FileHandler)
+    ]
+
+
+@check(
+    "monitoring.log_rotation",
+    level=Level.WARNING,
+    title="Every log file is rotated",
+    hint="Use logging.handlers.WatchedFileHandler and a logrotate rule for the file, or "
+    "RotatingFileHandler / TimedRotatingFileHandler; or log to stderr and let journald or "
+    "the container runtime keep and rotate the log.",
+    blocking=True,
+)
+def check_log_rotation(ctx: CheckContext) -> Iterator[Finding]:
+    unrotated: dict[str, tuple[str, str]] = {}
+    for name, handler in _file_handlers():
+        if not isinstance(handler, ROTATING_HANDLERS) and _grows(handler.baseFilename):
+            unrotated.setdefault(handler.baseFilename, (name, type(handler).__name__))
+    if not unrotated:
+        return
+    patterns = _logrotate_patterns()
+    for filename, (name, kind) in sorted(unrotated.items()):
+        if any(fnmatch.fnmatchcase(filename, pattern) for pattern in patterns):
+            continue
+        yield ctx.finding(
+            f"The logger {name or 'root'!r} writes to {filename} with a {kind}, which never "
+            "rotates it, and no logrotate rule names the file: it grows until the disk is "
+            "full.",
+            observed={"logger": name or "root", "file": filename, "handler": kind},
+        )

@@ -1,6 +1,7 @@
 """``server.*``: the WSGI server the app really runs under, and gunicorn's settings.
 
-``server.dev_server`` and ``server.root`` judge the running process (live). The
+``server.dev_server``, ``server.root`` and ``server.code_writable`` judge the running
+process (live). The
 gunicorn checks read gunicorn's resolved settings: the running worker's when live, the
 file given with ``flask readiness --gunicorn-config`` from the CLI.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..engine.context import CheckContext, CheckSkipped
 from ..engine.findings import Finding, Level
@@ -22,7 +24,9 @@ from ..engine.server import (
     available_cpus,
     server_kind,
 )
+from ._code_writable import writable_code
 from .database.engines import Database, databases_of
+from .static import as_folder, upload_folder
 
 #: A gunicorn timeout above this lets one stuck request hold a worker for minutes.
 MAX_TIMEOUT = 120
@@ -75,6 +79,77 @@ def check_root(ctx: CheckContext) -> Iterator[Finding]:
             "owns the whole host.",
             observed={"uid": 0},
         )
+
+
+#: Writable parts of the code named in a message before "and N more".
+MAX_NAMED_PATHS = 5
+#: Writable parts of the code listed in ``observed``.
+MAX_OBSERVED_PATHS = 50
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+@check(
+    "server.code_writable",
+    level=Level.WARNING,
+    tags=["security"],
+    modes=[LIVE],
+    title="The process cannot write the app's code",
+    hint="Let another user own the code (root, or the user that deploys it) and run the "
+    "server as a user that can only read it: chown -R root:root CODE && chmod -R go-w CODE. "
+    "Keep what the app writes (instance folder, uploads) outside the code.",
+    blocking=True,
+)
+def check_code_writable(ctx: CheckContext) -> Iterator[Finding]:
+    # Live only: from the CLI the process is the CI job or the developer, who own the
+    # checkout; what matters is the user the server runs as.
+    excluded = [Path(ctx.app.instance_path)]
+    found = upload_folder(ctx)
+    uploads = None if found is None else as_folder(found[1])
+    if uploads is not None:
+        excluded.append(uploads)
+    access = writable_code(ctx.app, excluded=excluded, deadline=ctx.deadline - 0.05)
+    if not access.writable:
+        if not access.complete:
+            ctx.skip(
+                f"looked at {access.folders} folders and {access.files} files of the app's "
+                "code before the time limit without finishing"
+            )
+        return
+    shown = ", ".join(access.writable[:MAX_NAMED_PATHS])
+    more = len(access.writable) - MAX_NAMED_PATHS
+    if more > 0:
+        shown += f" and {more} more"
+    uid = os.geteuid()
+    observed = {
+        "uid": uid,
+        "writable": list(access.writable[:MAX_OBSERVED_PATHS]),
+        "roots": list(access.roots),
+    }
+    if uid == 0:
+        yield ctx.finding(
+            f"The server process (pid {os.getpid()}) runs as root, which can write every "
+            f"file, the app's code included ({shown}): a code-execution bug can persist "
+            "itself in the code that runs next.",
+            hint="Run the server as an unprivileged user that can only read the code "
+            "(server.root says how), with the code owned by root or the user that deploys "
+            "it: chown -R root:root CODE && chmod -R go-w CODE.",
+            observed=observed,
+        )
+        return
+    user = _user_name(uid)
+    yield ctx.finding(
+        f"The server process (pid {os.getpid()}, user {user}) can write the app's code "
+        f"({shown}): a code-execution bug can persist itself in the code that runs next.",
+        observed={**observed, "user": user},
+    )
 
 
 def _is_public(bind: str) -> bool:

@@ -1,23 +1,28 @@
-"""``system.*``: the machine the process runs on: disk, memory, open-file limit.
+"""``system.*``: the machine the process runs on: disk, memory, open-file limit, and the
+services on it that listen beyond loopback.
 
 Disk and memory are read with psutil (imported inside the checks; without it they are
 skipped, saying what to install). Memory also honours the cgroup the process runs in, as
 a container limit is what the kernel enforces, not the host's memory. The open-file
-limit needs only the standard library.
+limit needs only the standard library. Listening sockets are psutil's too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..engine.context import CheckContext
+from ..engine.evidence import Evidence
 from ..engine.findings import Finding, Level
-from ..engine.registry import check
+from ..engine.registry import LIVE, check
+from .proxy import proxy_peer
 from .static import as_folder, upload_folder
 
 #: The extra that installs psutil, named in skip reasons.
@@ -300,4 +305,243 @@ def check_fd_limit(ctx: CheckContext) -> Iterator[Finding]:
             f"systemd unit, `ulimit -n {required}` before gunicorn starts, or "
             f"`--ulimit nofile={required}:{required}` for Docker.{room}",
             observed={"soft": soft, "hard": hard, "required": required, "open": opened},
+        )
+
+
+#: Services that must not face the network, by the port they listen on by default.
+SERVICE_PORTS: dict[int, str] = {
+    5432: "PostgreSQL",
+    3306: "MySQL/MariaDB",
+    6379: "Redis",
+    11211: "Memcached",
+    27017: "MongoDB",
+    9200: "Elasticsearch/OpenSearch",
+    9300: "Elasticsearch/OpenSearch",
+}
+#: The same services by the name of their process, whatever port they were given.
+SERVICE_PROCESSES: dict[str, str] = {
+    "postgres": "PostgreSQL",
+    "postmaster": "PostgreSQL",
+    "mysqld": "MySQL/MariaDB",
+    "mariadbd": "MySQL/MariaDB",
+    "redis-server": "Redis",
+    "valkey-server": "Redis",
+    "memcached": "Memcached",
+    "mongod": "MongoDB",
+    "mongos": "MongoDB",
+}
+#: How each service is told to listen on loopback only.
+SERVICE_FIXES: dict[str, str] = {
+    "PostgreSQL": "listen_addresses = 'localhost' in postgresql.conf",
+    "MySQL/MariaDB": "bind-address = 127.0.0.1 under [mysqld] in my.cnf",
+    "Redis": "bind 127.0.0.1 -::1 in redis.conf (and keep protected-mode yes)",
+    "Memcached": "-l 127.0.0.1 -U 0 in its options (/etc/memcached.conf)",
+    "MongoDB": "net.bindIp: 127.0.0.1 in mongod.conf",
+    "Elasticsearch/OpenSearch": "network.host: 127.0.0.1 in its configuration file",
+}
+#: Who the app server is in a finding (its listening sockets are the ones this process holds).
+APP_SERVER = "the app's server"
+#: Listening sockets judged, at most: a host with more is judged on these.
+MAX_LISTENERS = 2000
+
+
+def is_exposed(address: str) -> bool:
+    """Whether a listening address can be reached from other hosts: every address but
+    loopback (127.0.0.0/8, ``::1``, and IPv4-mapped loopback). The wildcard ``0.0.0.0`` or
+    ``::`` (and an empty address) means every interface; an address that does not parse
+    says nothing and is not reported."""
+    if address in ("", "*"):
+        return True
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # fe80::1%eth0
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_loopback
+
+
+def _every_interface(address: str) -> bool:
+    try:
+        return address in ("", "*") or ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False
+
+
+def _show(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A database, cache or proxied app server that listens beyond loopback."""
+
+    service: str
+    address: str
+    port: int
+    udp: bool = False
+    process: str | None = None
+    pid: int | None = None
+
+    @property
+    def where(self) -> str:
+        """``0.0.0.0:6379`` (or ``... (UDP)``)."""
+        return _show(self.address, self.port) + (" (UDP)" if self.udp else "")
+
+    @property
+    def owner(self) -> str:
+        """``redis-server, pid 812``, as far as it is known."""
+        parts = [self.process] if self.process else []
+        if self.pid is not None:
+            parts.append(f"pid {self.pid}")
+        return ", ".join(parts)
+
+
+def _is_listening(sock: Any) -> bool:
+    """A TCP socket in LISTEN, or a UDP socket bound with no peer (it takes datagrams)."""
+    if getattr(sock, "status", None) == "LISTEN":
+        return True
+    return bool(getattr(sock, "type", None) == socket.SOCK_DGRAM and not sock.raddr)
+
+
+def exposed_listeners(
+    sockets: Iterable[Any],
+    *,
+    process_names: Mapping[int, str] | None = None,
+    app_addresses: Iterable[tuple[str, int]] = (),
+    proxy_on_host: bool = False,
+) -> list[Exposure]:
+    """The listening sockets (``psutil.net_connections()`` rows) that expose a database or
+    cache, and the app's own server when a proxy on this host stands in front of it.
+
+    A service is known by its port (a container runtime publishing 5432 counts too) or by
+    the name of its process (``process_names``: pid -> name, where the system says it).
+    ``app_addresses`` are the ``(ip, port)`` the app's server listens on: beyond loopback
+    they matter only when ``proxy_on_host`` (every proxy reaches the server from this
+    host), since a proxy on another host needs them.
+    """
+    names = process_names or {}
+    own = set(app_addresses)
+    found: dict[tuple[str, str, int, bool], Exposure] = {}
+    for sock in list(sockets)[:MAX_LISTENERS]:
+        laddr = getattr(sock, "laddr", None)
+        if not laddr or not _is_listening(sock) or not is_exposed(laddr.ip):
+            continue
+        udp = getattr(sock, "type", None) == socket.SOCK_DGRAM
+        process = names.get(sock.pid) if sock.pid is not None else None
+        if (laddr.ip, laddr.port) in own and not udp:
+            if not proxy_on_host:
+                continue
+            service = APP_SERVER
+        else:
+            service = SERVICE_PROCESSES.get(process or "") or SERVICE_PORTS.get(laddr.port, "")
+            if not service:
+                continue
+        key = (service, laddr.ip, laddr.port, udp)
+        found.setdefault(key, Exposure(service, laddr.ip, laddr.port, udp, process, sock.pid))
+    return sorted(found.values(), key=lambda e: (e.service == APP_SERVER, e.port, e.address))
+
+
+def exposure_message(exposure: Exposure) -> str:
+    """What a finding says of one exposure."""
+    by = f" ({exposure.owner})" if exposure.owner else ""
+    if _every_interface(exposure.address):
+        reach = f"listens on every interface ({exposure.where})"
+    else:
+        reach = f"listens on {exposure.where}, a non-loopback address"
+    if exposure.service == APP_SERVER:
+        return (
+            f"The app's server{by} {reach}, although its proxy reaches it from this host: "
+            "clients can bypass the proxy and its TLS, limits and forwarded headers."
+        )
+    return (
+        f"{exposure.service}{by} {reach} on this host: other machines that reach this one "
+        "can connect to it directly."
+    )
+
+
+def exposure_hint(exposure: Exposure) -> str:
+    """How to bring one exposure back to loopback."""
+    if exposure.service == APP_SERVER:
+        return (
+            "Bind the server to 127.0.0.1:PORT or a unix socket (gunicorn --bind "
+            "127.0.0.1:8000 or unix:/run/APP.sock) so that only the proxy reaches it."
+        )
+    return (
+        f"Make {exposure.service} listen on loopback ({SERVICE_FIXES[exposure.service]}), "
+        "or on the private address the app's hosts use with a firewall in front; a port "
+        "published by a container runtime should bind 127.0.0.1 (-p 127.0.0.1:PORT:PORT)."
+    )
+
+
+def proxy_on_host(traffic: Evidence | None) -> bool:
+    """Whether the live evidence says a proxy carries the server's traffic, from this host
+    only (loopback peers, or a unix socket without an IP address)."""
+    if traffic is None or proxy_peer(traffic) is None:
+        return False
+    for peer in traffic.proxy_peers():
+        try:
+            if not ipaddress.ip_address(peer.address).is_loopback:
+                return False
+        except ValueError:
+            continue  # a unix socket peer: the proxy runs on this host
+    return True
+
+
+def _own_listeners(psutil: Any) -> set[tuple[str, int]]:
+    """The TCP ``(ip, port)`` this process listens on (gunicorn's workers hold the
+    master's listening sockets too)."""
+    process = psutil.Process()
+    listing = getattr(process, "net_connections", None) or process.connections
+    try:
+        rows = listing(kind="inet")
+    except psutil.Error:
+        return set()
+    return {(row.laddr.ip, row.laddr.port) for row in rows if row.status == "LISTEN"}
+
+
+def _process_names(psutil: Any, pids: Iterable[int | None]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for pid in {pid for pid in pids if pid is not None}:
+        try:
+            names[pid] = psutil.Process(pid).name()
+        except psutil.Error:
+            continue  # gone, or another user's process where the system hides names
+    return names
+
+
+@check(
+    "system.exposed_services",
+    level=Level.WARNING,
+    tags=["security"],
+    title="Databases, caches and the proxied app server listen on loopback only",
+    hint="Make the service listen on 127.0.0.1 (or a private address behind a firewall); "
+    "bind the app's server to loopback or a unix socket when its proxy runs on this host.",
+    blocking=True,
+)
+def check_exposed_services(ctx: CheckContext) -> Iterator[Finding]:
+    psutil = _psutil(ctx)
+    try:
+        sockets = psutil.net_connections(kind="inet")
+    except psutil.AccessDenied:
+        ctx.skip("this system lets only root list the host's sockets (psutil.AccessDenied)")
+    # The app's own server matters only live: from the CLI no proxy is known.
+    proxied = proxy_on_host(ctx.observation if ctx.mode == LIVE else None)
+    listening = [sock for sock in sockets[:MAX_LISTENERS] if _is_listening(sock)]
+    exposures = exposed_listeners(
+        listening,
+        process_names=_process_names(psutil, (sock.pid for sock in listening)),
+        app_addresses=_own_listeners(psutil) if proxied else (),
+        proxy_on_host=proxied,
+    )
+    for exposure in exposures:
+        yield ctx.finding(
+            exposure_message(exposure),
+            hint=exposure_hint(exposure),
+            observed={
+                "service": exposure.service,
+                "address": exposure.where,
+                "process": exposure.process,
+                "pid": exposure.pid,
+            },
         )

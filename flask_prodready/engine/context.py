@@ -32,9 +32,10 @@ R = TypeVar("R")
 class CheckSkipped(Exception):
     """Raised by ``ctx.skip(reason)``: the check cannot judge here."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, asked: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.asked = asked
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,10 @@ class CheckContext:
             observed=observed,
         )
 
-    def skip(self, reason: str) -> NoReturn:
-        """Stop here and report this check as skipped because it cannot judge."""
-        raise CheckSkipped(reason)
+    def skip(self, reason: str, *, asked: bool = False) -> NoReturn:
+        """Stop here and report this check as skipped because it cannot judge.
+
+        ``asked=True`` when the run asked for this very judgment (``ctx.audit`` for an
+        audit): the report is then ``unknown`` rather than a pass.
+        """
+        raise CheckSkipped(reason, asked)

@@ -141,6 +141,13 @@ class Evidence:
     other: KindEvidence = field(default_factory=KindEvidence)
     cookies: Mapping[str, CookieEvidence] = field(default_factory=dict)
     static_samples: tuple[str, ...] = ()
+    #: Responses with a 5xx status, and some of their paths (made inert).
+    server_errors: int = 0
+    error_samples: tuple[str, ...] = ()
+    #: Requests to ``/healthz``: an uptime monitor or a probe polling.
+    healthz_requests: int = 0
+    #: Log records at ERROR or above, by logger name (``*``: the names past the cap).
+    logged_errors: Mapping[str, int] = field(default_factory=dict)
     #: Why the evidence is this worker's alone on a multi-worker server, if it is.
     note: str | None = None
 
@@ -217,8 +224,18 @@ class Evidence:
         kinds: dict[str, dict[str, Any]] = {"page": _new_kind(), "other": _new_kind()}
         cookies: dict[str, list[Any]] = {}
         static: list[str] = []
+        errors: list[str] = []
+        server_errors = healthz = 0
+        logged: dict[str, int] = {}
         for bucket in buckets:
             requests += bucket["requests"]
+            server_errors += bucket["server_errors"]
+            healthz += bucket["healthz"]
+            for name, n in bucket["logged_errors"].items():
+                logged[name] = logged.get(name, 0) + n
+            for path in bucket["error_samples"]:
+                if len(errors) < MAX_EXAMPLES and path not in errors:
+                    errors.append(path)
             for address, counts in bucket["peers"].items():
                 merged = peers.setdefault(address, _new_peer())
                 for key in PEER_COUNTS:
@@ -269,6 +286,10 @@ class Evidence:
                 for name, (sent, insecure, missing) in sorted(cookies.items())
             },
             static_samples=tuple(inert(p) for p in static),
+            server_errors=server_errors,
+            error_samples=tuple(inert(p) for p in errors),
+            healthz_requests=healthz,
+            logged_errors={inert(name, 100): n for name, n in sorted(logged.items())},
             note=note,
         )
 

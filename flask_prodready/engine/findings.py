@@ -114,6 +114,9 @@ class CheckOutcome:
     findings: tuple[Finding, ...] = ()
     reason: str | None = None
     duration: float = 0.0
+    #: Skipped although the run asked for it (``--audit`` for the audit): the run is then
+    #: ``unknown``, since what was asked for was not done.
+    asked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status.value}
@@ -148,8 +151,9 @@ class Report:
     findings: tuple[Finding, ...] = field(init=False)
     status: Status = field(init=False)
     """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``;
-    ``unknown`` when not one check judged (each was skipped or errored): such a run is
-    never a pass, whatever the findings of its crashes say."""
+    ``unknown`` when not one check judged (each was skipped or errored), or when a check
+    the run asked for (:attr:`CheckOutcome.asked`, ``--audit``) could not: such a run is
+    never a pass, whatever the findings of the others or of its crashes say."""
 
     def __post_init__(self) -> None:
         ordered = sorted(
@@ -163,23 +167,34 @@ class Report:
             status = Status.FAIL
         elif any(f.level is Level.WARNING for f in active):
             status = Status.WARN
-        if not any(o.status in JUDGED for o in self.outcomes.values()):
+        if not any(o.status in JUDGED for o in self.outcomes.values()) or self._unjudged_required():
             status = Status.UNKNOWN
         object.__setattr__(self, "status", status)
 
+    def _unjudged_required(self) -> list[str]:
+        return sorted(
+            check_id
+            for check_id, outcome in self.outcomes.items()
+            if outcome.asked and outcome.status not in JUDGED
+        )
+
     def unjudged_reason(self) -> str:
-        """Why no check could judge, in one line (for ``unknown``): each distinct reason
-        with the checks it held back."""
+        """Why the run is ``unknown``, in one line: each distinct reason with the checks it
+        held back (only the asked-for ones, when one of them is why)."""
+        asked = self._unjudged_required()
         by_reason: dict[str, list[str]] = {}
-        for check_id in sorted(self.outcomes):
+        for check_id in asked or sorted(self.outcomes):
             outcome = self.outcomes[check_id]
             reason = outcome.reason or (
                 "it failed to run" if outcome.status is Status.ERROR else "no reason given"
             )
             by_reason.setdefault(reason, []).append(check_id)
         if not by_reason:
-            return "no check was selected"
-        return "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in by_reason.items())
+            return "nothing could be judged: no check was selected"
+        reasons = "; ".join(f"{', '.join(ids)}: {reason}" for reason, ids in by_reason.items())
+        if asked:
+            return f"what was asked for could not be judged: {reasons}"
+        return f"nothing could be judged: {reasons}"
 
     def summary(self) -> dict[str, int]:
         """Counts of unsilenced findings per level, and of passed, skipped and silenced."""

@@ -50,6 +50,10 @@ MAX_PEERS = 64
 MAX_VALUES = 8
 #: Example paths kept per kind of problem and bucket.
 MAX_SAMPLES = 5
+#: Distinct logger names counted per bucket for error records; the rest share "*".
+MAX_LOGGERS = 20
+#: Longest logger name kept.
+MAX_LOGGER_LENGTH = 100
 #: Longest header value kept.
 MAX_VALUE_LENGTH = 512
 #: Longest path kept as an example (made inert before it reaches a finding).
@@ -159,7 +163,18 @@ class _Kind:
 class _Bucket:
     """Everything counted during one slice of the window."""
 
-    __slots__ = ("cookies", "kinds", "peers", "requests", "start", "static_samples")
+    __slots__ = (
+        "cookies",
+        "error_samples",
+        "healthz",
+        "kinds",
+        "logged_errors",
+        "peers",
+        "requests",
+        "server_errors",
+        "start",
+        "static_samples",
+    )
 
     def __init__(self, start: float) -> None:
         self.start = start
@@ -168,6 +183,10 @@ class _Bucket:
         self.kinds = {kind: _Kind() for kind in KINDS}
         self.cookies: dict[str, list[Any]] = {}  # name: [sent, insecure, missing flags]
         self.static_samples: list[str] = []
+        self.server_errors = 0  # responses with a 5xx status
+        self.error_samples: list[str] = []  # paths of some of them
+        self.healthz = 0  # requests to /healthz (answered in front of the app)
+        self.logged_errors: dict[str, int] = {}  # logger name: records at ERROR or above
 
     def published(self) -> dict[str, Any]:
         return {
@@ -180,6 +199,10 @@ class _Bucket:
                 for name, (sent, insecure, missing) in self.cookies.items()
             },
             "static_samples": list(self.static_samples),
+            "server_errors": self.server_errors,
+            "error_samples": list(self.error_samples),
+            "healthz": self.healthz,
+            "logged_errors": dict(self.logged_errors),
         }
 
 
@@ -210,6 +233,29 @@ class TrafficRecord:
         while self._buckets and self._buckets[0].start < oldest:
             self._buckets.popleft()
         return bucket
+
+    def _bucket(self) -> _Bucket:
+        """The current bucket (the lock held)."""
+        self.changed = True
+        bucket = self._current
+        now = time.time()
+        if bucket is None or now >= self._current_end:
+            bucket = self._rotate(now)
+        return bucket
+
+    def record_healthz(self) -> None:
+        """Count one request to ``/healthz`` (an uptime monitor or a probe polling)."""
+        with self._lock:
+            self._bucket().healthz += 1
+
+    def record_log(self, logger_name: str) -> None:
+        """Count one log record at ERROR or above, by logger name (never its message)."""
+        name = logger_name[:MAX_LOGGER_LENGTH]
+        with self._lock:
+            counts = self._bucket().logged_errors
+            if name not in counts and len(counts) >= MAX_LOGGERS:
+                name = "*"
+            counts[name] = counts.get(name, 0) + 1
 
     def record(
         self,
@@ -260,14 +306,15 @@ class TrafficRecord:
         orig = get("werkzeug.proxy_fix.orig")
         peer_address = orig.get("REMOTE_ADDR") if isinstance(orig, dict) else entry_remote
         peer_address = peer_address or ""
-        now = time.time()
+        failed = status[:1] == "5"
 
         with self._lock:
-            self.changed = True
-            bucket = self._current
-            if bucket is None or now >= self._current_end:
-                bucket = self._rotate(now)
+            bucket = self._bucket()
             bucket.requests += 1
+            if failed:
+                bucket.server_errors += 1
+                if len(bucket.error_samples) < MAX_SAMPLES and path not in bucket.error_samples:
+                    bucket.error_samples.append(path[:MAX_PATH_LENGTH])
             peer = bucket.peers.get(peer_address)
             if peer is None:
                 if len(bucket.peers) >= MAX_PEERS:
@@ -444,6 +491,10 @@ def valid_bucket(data: Any) -> bool:
                 return False
             if not (_count(entry[0]) and _count(entry[1]) and _strings(entry[2])):
                 return False
+        if not (_count(data["server_errors"]) and _count(data["healthz"])):
+            return False
+        if not _strings(data["error_samples"]) or not _counts(data["logged_errors"]):
+            return False
         return _strings(data["static_samples"])
     except (KeyError, TypeError, AttributeError):
         return False

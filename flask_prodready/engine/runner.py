@@ -317,6 +317,7 @@ class Runner:
                     Status.SKIPPED,
                     reason=publisher.reason(skipped.reason),
                     duration=time.monotonic() - begun,
+                    asked=skipped.asked,
                 )
             except BaseException as exc:
                 # BaseException too: SystemExit or KeyboardInterrupt raised by a check would

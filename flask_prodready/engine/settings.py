@@ -62,8 +62,9 @@ def set_defaults(config: MutableMapping[str, Any]) -> None:
     config.setdefault("PRODREADY_BACKUP_MAX_AGE", 26)
     config.setdefault("PRODREADY_PIP_AUDIT_ARGS", [])
     config.setdefault("PRODREADY_EVIDENCE_WINDOW", 900)
-    config.setdefault("PRODREADY_NGINX_CONFIG", None)
-    config.setdefault("PRODREADY_SYSTEMD_UNIT", None)
+    # Facts of the host, so the environment may give them (a unit's Environment=).
+    config.setdefault("PRODREADY_NGINX_CONFIG", os.environ.get("PRODREADY_NGINX_CONFIG") or None)
+    config.setdefault("PRODREADY_SYSTEMD_UNIT", os.environ.get("PRODREADY_SYSTEMD_UNIT") or None)
 
 
 def _fail(key: str, expected: str, value: Any) -> ValueError:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import log_errors
 from .cache import ReportCache
 from .context import RemoteTarget, RunEnvironment
 from .databases import AddedEngines
@@ -48,6 +49,7 @@ class AppState:
         self.cache = ReportCache()
         self.hostname = socket.gethostname()
         self.traffic = TrafficRecord(window=settings.evidence_window)
+        log_errors.watch(self.traffic)  # monitoring.errors_logged
         #: This worker's side of the evidence shared by the server's workers (set by the
         #: middleware on the worker's first request), and the pid it was set up in.
         self.shared: SharedEvidence | None = None

@@ -46,6 +46,7 @@ class ProdReadyMiddleware:
             state.shared = sharing_for(state.traffic, environ)
         path = environ.get("PATH_INFO", "")
         if path == self.healthz_path and environ.get("REQUEST_METHOD") in {"GET", "HEAD"}:
+            state.traffic.record_healthz()
             code, body = healthz_answer(self.app, self.state, environ.get("SERVER_SOFTWARE"))
             start_response(STATUS_LINES[code], healthz_headers(body))
             return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]

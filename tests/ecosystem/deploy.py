@@ -215,8 +215,9 @@ def install_prodready(app: App, venv: Path, wheel: Path, log: Path) -> None:
     what = "flask-prodready"
     _pip(venv, "--no-deps", "--force-reinstall", str(wheel), log=log, timeout=BUILD_TIMEOUT,
          what=what)  # fmt: skip
-    _pip(venv, "--constraint", str(CONSTRAINTS / f"{app.name}.txt"), str(wheel), log=log,
-         timeout=BUILD_TIMEOUT, what=what)  # fmt: skip
+    # With the nginx extra: the nginx.* checks judge the deployment's own nginx config.
+    _pip(venv, "--constraint", str(CONSTRAINTS / f"{app.name}.txt"), f"{wheel}[nginx]",
+         log=log, timeout=BUILD_TIMEOUT, what=what)  # fmt: skip
 
 
 # --- the deployment --------------------------------------------------------------------
@@ -242,6 +243,7 @@ def app_environment(app: App, context: Mapping[str, str]) -> dict[str, str]:
     env["LANG"] = env.get("LANG", "C.UTF-8")
     env["PYTHONPATH"] = context["deploy"]
     env["PRODREADY_TOKEN"] = context["token"]
+    env["PRODREADY_NGINX_CONFIG"] = str(Path(context["nginx"]) / "nginx.conf")
     env.update({name: render(value, context) for name, value in app.environment.items()})
     return env
 

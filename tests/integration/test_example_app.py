@@ -241,6 +241,8 @@ def test_demo_once_shows_both_reports_and_stops_gunicorn(tmp_path: Path) -> None
     assert "GET /livez -> 200 ok" in out
     assert 'GET /healthz -> 200 {"status": "pass"}' in out
     assert "WARNING   database.sqlite" in out
+    # gunicorn started by the demo, by hand: nothing restarts it, and the report says so.
+    assert "ERROR     supervision.unsupervised" in out
     assert "$ flask --app example_app readiness --gunicorn-config deploy/gunicorn.conf.py" in out
     assert "flask-prodready · mode cli" in out
     assert "$PRODREADY_TOKEN" in out

@@ -84,7 +84,7 @@ def test_gunicorn_worker_serves_openmetrics(tmp_path: Path) -> None:
     assert statuses["server.dev_server"] == "pass"  # gunicorn, not the development server
     assert statuses["cookies.session_httponly"] == "fail"
     overall = {s.labels["status"]: s.value for s in families["prodready_status"].samples}
-    assert overall == {"pass": 0, "warn": 0, "fail": 1}
+    assert overall == {"pass": 0, "warn": 0, "fail": 1, "unknown": 0}
     findings = {s.labels["level"]: s.value for s in families["prodready_findings"].samples}
     assert findings == {level: body["summary"][level] for level in findings}
     [silenced] = families["prodready_silenced_findings"].samples

@@ -38,7 +38,10 @@ app.config.update(
     PREFERRED_URL_SCHEME="https",
     TRUSTED_HOSTS=["127.0.0.1", "localhost"],
     PRODREADY_CACHE_SECONDS=0,
-    PRODREADY_SILENCED={"server.root": "the test suite may run as root"},
+    PRODREADY_SILENCED={
+        "server.root": "the test suite may run as root",
+        "supervision.unsupervised": "the test suite starts gunicorn itself",
+    },
 )
 ProdReady(app)
 

@@ -258,10 +258,11 @@ def test_common_admin_password_leaves_the_report_as_written(make_app: MakeApp) -
     )
     del weak[weak_secret]
     assert weak == strong
-    assert (
-        "config.trusted_hosts",
-        "Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted.",
-    ) in weak
+    assert any(
+        check_id == "config.trusted_hosts"
+        and message.startswith("Neither TRUSTED_HOSTS nor SERVER_NAME is set: any Host is accepted")
+        for check_id, message in weak
+    )
     assert not any(MASK in message + hint for message, hint in weak.values())
 
 

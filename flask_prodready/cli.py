@@ -33,10 +33,11 @@ from .engine.state import EXTENSION_KEY, AppState
 from .render import render
 
 if TYPE_CHECKING:
+    from .engine.project_settings import ProjectSettings
     from .render.sarif import SourceLocations
 
 #: The formats of the command line (``/_readiness`` adds html and openmetrics).
-FORMATS = ("text", "json", "junit", "sarif")
+FORMATS = ("text", "json", "junit", "sarif", "github")
 LEVELS = tuple(level.value for level in Level)
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 #: Seconds remote mode waits for the report unless ``--timeout`` says otherwise, and most.
@@ -172,7 +173,8 @@ def _report_options(func: FC) -> FC:
                 default="text",
                 show_default=True,
                 help="Output format: text (for people), json (the /_readiness body), junit "
-                "(JUnit XML for CI test reports) or sarif (SARIF 2.1.0 for code scanning).",
+                "(JUnit XML for CI test reports), sarif (SARIF 2.1.0 for code scanning) or "
+                "github (GitHub Actions annotations).",
             ),
             click.option(
                 "--fail-level",
@@ -275,6 +277,24 @@ def _load_app() -> tuple[Flask, AppState]:
             "call ProdReady(app) or prodready.init_app(app) in its factory"
         )
     return app, state
+
+
+def _project_settings() -> ProjectSettings:
+    """``[tool.prodready]`` of the nearest ``pyproject.toml``, or a one-line error (exit 2)."""
+    from .engine.project_settings import ProjectSettingsError, load_project_settings
+
+    try:
+        return load_project_settings()
+    except ProjectSettingsError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` was given (so it wins over ``[tool.prodready]``)."""
+    from click.core import ParameterSource
+
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source is not ParameterSource.DEFAULT
 
 
 def _gate(
@@ -382,6 +402,11 @@ def remote_report(
         mode=REMOTE.value,
         cached=fetched.cached,
         evidence=fetched.evidence,
+        service=None if fetched.service is None else fetched.service.redacted(redactor.text),
+        notes=tuple(redactor.text(note) for note in fetched.notes),
+        fingerprint=None
+        if fetched.fingerprint is None
+        else replace(fetched.fingerprint, app=redactor.text(fetched.fingerprint.app)),
     )
 
 
@@ -461,7 +486,19 @@ def readiness_command(
     timeout: float | None,
     http_port: int | None,
 ) -> None:
-    """Check this app's production readiness and exit non-zero when it is not ready."""
+    """Check this app's production readiness and exit non-zero when it is not ready.
+
+    Options not given on the command line default to [tool.prodready] of the nearest
+    pyproject.toml (fail-level, tags, exclude, gunicorn-config, silenced)."""
+    project = _project_settings()
+    if project.fail_level is not None and not _given("fail_level"):
+        fail_level = project.fail_level.value
+    listed_tags, listed_excludes = tags, excludes  # --list: the catalogue, unless narrowed
+    if project.tags is not None and not _given("tags"):
+        tags = project.tags
+    if project.exclude is not None and not _given("excludes"):
+        excludes = project.exclude
+    from_file = f" (from [tool.prodready] of {project.path})" if project.path else ""
     threshold = Level.parse(fail_level)
     if url is not None:  # remote mode: the local app is not loaded at all
         local = {
@@ -497,14 +534,19 @@ def readiness_command(
         if value is not None:
             raise UsageFailure(f"{name} only applies with --url URL (remote mode)")
     app, state = _load_app()
+    tags_from = "" if _given("tags") else from_file
+    excludes_from = "--exclude" if _given("excludes") or not from_file else "exclude" + from_file
     for tag in state.registry.unknown_tags(tags):
-        raise UsageFailure(f"unknown tag {tag!r}; see `flask readiness --list` for the tags")
+        raise UsageFailure(
+            f"unknown tag {tag!r}{tags_from}; see `flask readiness --list` for the tags"
+        )
     for check_id in state.registry.unknown_ids(excludes):
         raise UsageFailure(
-            f"unknown check id {check_id!r} in --exclude; see `flask readiness --list`"
+            f"unknown check id {check_id!r} in {excludes_from}; see `flask readiness --list`"
         )
 
     if list_only:
+        tags, excludes = listed_tags, listed_excludes
         # The whole catalogue (the runner's own entries included) unless narrowed.
         listed = state.registry.select(tags, excludes) if tags or excludes else state.registry
         if output_format == "json":
@@ -515,6 +557,8 @@ def readiness_command(
             click.echo(render_catalogue(listed), nl=False)
         return
 
+    if gunicorn_config is None:
+        gunicorn_config = project.gunicorn_config  # relative to its pyproject.toml
     gunicorn = None
     if gunicorn_config is not None:
         from .engine.server import GunicornConfigError, load_gunicorn_config
@@ -530,6 +574,10 @@ def readiness_command(
             ) from None
         except ValueError as exc:
             raise UsageFailure(str(exc)) from None
+    settings = None
+    if project.silenced:  # the file's silences join the app's; PRODREADY_SILENCED wins
+        silenced = {**project.silenced, **state.settings.silenced}
+        settings = replace(state.settings, silenced=silenced)
     report = state.build_report(
         app,
         mode=CLI,
@@ -539,9 +587,10 @@ def readiness_command(
         audit=audit,
         nginx_config=nginx_config,
         systemd_unit=systemd_unit,
+        settings=settings,
     )
     locations = None
-    if output_format == "sarif":
+    if output_format in ("sarif", "github"):
         from .render.sarif import SourceLocations
 
         locations = SourceLocations.for_app(app)

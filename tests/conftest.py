@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from jsonschema import Draft202012Validator
 
 from flask_prodready import ProdReady
 from flask_prodready.checks._source_scan import clear_cache
+from flask_prodready.engine.findings import Report
+from flask_prodready.render.json import report_schema
 
 from .stacks import add_stack_marks
 from .support import GOOD_CONFIG, TOKEN
@@ -25,6 +28,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what each test needs of the installed libraries (tests/stacks.py)."""
     for item in items:
         add_stack_marks(item)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reports_match_their_schema() -> Iterator[None]:
+    """Every report body built in the suite's process validates against the JSON Schema
+    shipped in the package (compiled once; a body that does not match fails its test)."""
+    validator = Draft202012Validator(report_schema())
+    to_dict = Report.to_dict
+
+    def validated(report: Report) -> dict[str, Any]:
+        body = to_dict(report)
+        validator.validate(body)
+        return body
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Report, "to_dict", validated)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +64,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "APP_SETTINGS",
         "CONFIG_NAME",
         "APP_ENVIRONMENT",
+        "PRODREADY_RELEASE",
+        "SENTRY_RELEASE",
         *PROXY_VARIABLES,
     ):
         monkeypatch.delenv(name, raising=False)

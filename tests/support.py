@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
@@ -49,3 +50,19 @@ def messages_of(
     outcome = outcome_of(app, check_id, mode, **kwargs)
     assert outcome.status.value in {"pass", "fail"}, (outcome.status, outcome.reason)
     return [(f.level.value, f.message) for f in outcome.findings]
+
+
+def check_of(body: Mapping[str, Any], check_id: str) -> dict[str, Any]:
+    """The entry of one check in a JSON report body (the one object of its list)."""
+    (entry,) = body["checks"][check_id]
+    return dict(entry)
+
+
+def result_of(body: Mapping[str, Any], check_id: str) -> str:
+    """How one check ended in a JSON report body: pass, fail, skipped or error."""
+    return str(check_of(body, check_id)["result"])
+
+
+def results_of(body: Mapping[str, Any]) -> dict[str, str]:
+    """How every check of a JSON report body ended, by id."""
+    return {check_id: result_of(body, check_id) for check_id in body["checks"]}

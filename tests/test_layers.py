@@ -8,6 +8,9 @@ Read from the source (nothing is imported), every import counted wherever it sta
 from __future__ import annotations
 
 import ast
+import importlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +124,7 @@ def test_no_import_cycle() -> None:
         ("checks", {"engine", "checks"}),
         ("web", {"engine", "render", "web"}),
         ("cli", {"engine", "render", "remote", "checks", "cli"}),
+        ("pytest_plugin", {"engine", "pytest_plugin"}),
     ],
 )
 def test_layers_import_one_way(layer: str, allowed: set[str]) -> None:
@@ -136,9 +140,27 @@ def test_layers_import_one_way(layer: str, allowed: set[str]) -> None:
 
 
 def test_nothing_imports_the_extension_back() -> None:
-    """extension.py is the composition root: only the package's __init__ imports it."""
+    """extension.py is the composition root: no module imports it; the package's __init__
+    names it for ``from flask_prodready import ProdReady``, loaded on first use."""
     importers = {m for m, targets in GRAPH.items() if f"{NAME}.extension" in targets}
-    assert importers == {NAME}
+    assert importers == set()
+    package = importlib.import_module(NAME)
+    assert package._PUBLIC["ProdReady"] == ".extension"
+    assert package.ProdReady is importlib.import_module(f"{NAME}.extension").ProdReady
+
+
+def test_importing_the_package_loads_no_flask() -> None:
+    """``import flask_prodready`` alone (as pytest does for the plugin) imports neither
+    Flask nor the engine: the public names load on first use."""
+    code = (
+        "import sys, flask_prodready; "
+        "print(sorted(m for m in ('flask', 'flask_prodready.engine', 'flask_prodready.extension') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "[]\n"
 
 
 def test_check_modules_are_imported_only_by_checks() -> None:

@@ -7,9 +7,15 @@ without anyone changing it under the others.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .._version import __version__
+
+if TYPE_CHECKING:
+    from .fingerprint import Fingerprint
 
 
 class Level(str, enum.Enum):
@@ -59,6 +65,12 @@ class Status(str, enum.Enum):
 
 #: Outcomes of a check that judged: it passed or it found something.
 JUDGED = frozenset({Status.PASS, Status.FAIL})
+#: Findings the runner reports in place of a check; ``observed["check"]`` names the check.
+ENGINE_FINDING_IDS = frozenset({"prodready.check_crashed", "prodready.check_timeout"})
+#: The body's ``notes``: which flask-prodready built the report.
+NOTES = (f"flask-prodready {__version__}",)
+#: Most finding ids the top-level ``output`` of a failing report names.
+OUTPUT_IDS = 5
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,17 @@ class Finding:
     def blocking(self) -> bool:
         """Whether this finding makes the overall status ``fail``."""
         return not self.silenced and self.level.rank >= Level.ERROR.rank
+
+    @property
+    def check_id(self) -> str:
+        """The id of the check this finding belongs to: its own id, or for
+        ``prodready.check_crashed`` and ``prodready.check_timeout`` the check named in
+        ``observed``."""
+        if self.id in ENGINE_FINDING_IDS and isinstance(self.observed, Mapping):
+            named = self.observed.get("check")
+            if isinstance(named, str) and named:
+                return named
+        return self.id
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of SPEC §5."""
@@ -117,11 +140,77 @@ class CheckOutcome:
     #: Skipped although the run asked for it (``--audit`` for the audit): the run is then
     #: ``unknown``, since what was asked for was not done.
     asked: bool = False
+    #: The check's tags (its area first), set by the runner from the registry.
+    tags: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"status": self.status.value}
+    @property
+    def level(self) -> Level | None:
+        """The highest level among the unsilenced findings; ``None`` when there is none."""
+        active = [f.level for f in self.findings if not f.silenced]
+        return max(active, key=lambda level: level.rank, default=None)
+
+    @property
+    def silenced(self) -> bool:
+        """Whether the check found something and every finding of it is silenced."""
+        return bool(self.findings) and all(f.silenced for f in self.findings)
+
+    def health_status(self) -> Status:
+        """The status of the ``application/health+json`` draft: ``fail`` for a check that
+        raised or timed out and for an unsilenced ``error``/``critical`` finding, ``warn``
+        for a lesser unsilenced finding and for a skipped check, ``pass`` otherwise."""
+        if self.status is Status.ERROR:
+            return Status.FAIL
+        if self.status is Status.SKIPPED:
+            return Status.WARN
+        level = self.level
+        if level is None:
+            return Status.PASS
+        return Status.FAIL if level.rank >= Level.ERROR.rank else Status.WARN
+
+    def output(self) -> str | None:
+        """The unsilenced findings' messages, one a line, else the skip or error reason;
+        ``None`` when the check passed (or all it found is silenced)."""
+        messages = [f.message for f in self.findings if not f.silenced]
+        if messages:
+            return "\n".join(messages)
+        if self.status in (Status.SKIPPED, Status.ERROR):
+            return self.reason or "no reason given"
+        return None
+
+    def observed_value(self) -> int | float | None:
+        """The one number the check observed: the ``observed`` of its only finding, when
+        that is a number; ``None`` otherwise (no unit is ever guessed)."""
+        if len(self.findings) != 1:
+            return None
+        value = self.findings[0].observed
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return value if math.isfinite(value) else None
+
+    def to_dict(self, *, time: str) -> dict[str, Any]:
+        """One entry of the body's ``checks``, in the draft's shape with this project's
+        fields beside it (``result`` is what scripts read); ``time`` is the report's."""
+        data: dict[str, Any] = {
+            "componentId": self.check_id,
+            "componentType": "component",
+            "status": self.health_status().value,
+            "result": self.status.value,
+            "time": time,
+            "duration_ms": round(self.duration * 1000, 3),
+        }
+        output = self.output()
+        if output is not None:
+            data["output"] = output
         if self.reason is not None:
             data["reason"] = self.reason
+        observed = self.observed_value()
+        if observed is not None:
+            data["observedValue"] = observed
+        level = self.level
+        if level is not None:
+            data["level"] = level.value
+        data["tags"] = list(self.tags)
+        data["silenced"] = self.silenced
         return data
 
 
@@ -138,6 +227,32 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class ServiceInfo:
+    """Which app a report describes: its name (``serviceId``), the version of the
+    distribution that installed it (``version``) and the release deployed (``releaseId``)."""
+
+    name: str
+    version: str | None = None
+    release: str | None = None
+
+    def redacted(self, text: Callable[[str], str]) -> ServiceInfo:
+        """The same, each value passed through ``text`` (a redactor's)."""
+        return ServiceInfo(
+            name=text(self.name),
+            version=None if self.version is None else text(self.version),
+            release=None if self.release is None else text(self.release),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"serviceId": self.name}
+        if self.version is not None:
+            data["version"] = self.version
+        if self.release is not None:
+            data["releaseId"] = self.release
+        return data
+
+
+@dataclass(frozen=True)
 class Report:
     """The result of one run: findings, per-check outcomes, and where it ran."""
 
@@ -148,6 +263,13 @@ class Report:
     cached: bool = False
     #: What the live checks' evidence covers (workers, requests, window seconds), live only.
     evidence: Mapping[str, Any] | None = None
+    #: The app the report describes (``serviceId``, ``version``, ``releaseId``).
+    service: ServiceInfo | None = None
+    #: The body's ``notes``: which flask-prodready built the report.
+    notes: tuple[str, ...] = NOTES
+    #: The configuration fingerprint and the versions it covers (engine/fingerprint.py);
+    #: ``None`` for a report that carries none (one read from another process).
+    fingerprint: Fingerprint | None = None
     findings: tuple[Finding, ...] = field(init=False)
     status: Status = field(init=False)
     """``fail`` on any unsilenced critical/error, else ``warn`` on a warning, else ``pass``;
@@ -196,6 +318,21 @@ class Report:
             return f"what was asked for could not be judged: {reasons}"
         return f"nothing could be judged: {reasons}"
 
+    def output(self) -> str | None:
+        """The body's ``output``: why an ``unknown`` run could not judge, or one line naming
+        what makes a run ``fail``; ``None`` for ``pass`` and ``warn``."""
+        if self.status is Status.UNKNOWN:
+            return self.unjudged_reason()
+        if self.status is not Status.FAIL:
+            return None
+        blocking = [f for f in self.findings if f.blocking]
+        ids = list(dict.fromkeys(f.id for f in blocking))
+        named = ", ".join(ids[:OUTPUT_IDS])
+        if len(ids) > OUTPUT_IDS:
+            named += f" and {len(ids) - OUTPUT_IDS} more"
+        plural = "s" if len(blocking) != 1 else ""
+        return f"{len(blocking)} unsilenced finding{plural} at level error or above: {named}"
+
     def summary(self) -> dict[str, int]:
         """Counts of unsilenced findings per level, and of passed, skipped and silenced."""
         counts = {level.value: 0 for level in Level}
@@ -217,14 +354,26 @@ class Report:
         return [f for f in self.findings if not f.silenced and f.level.rank >= threshold.rank]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body of SPEC §5."""
+        """The JSON body of SPEC §5 (``application/health+json``)."""
+        output = self.output()
         return {
             "status": self.status.value,
+            **({"output": output} if output is not None else {}),
+            **(self.service.to_dict() if self.service is not None else {}),
+            "notes": list(self.notes),
             "findings": [f.to_dict() for f in self.findings],
-            "checks": {cid: self.outcomes[cid].to_dict() for cid in sorted(self.outcomes)},
+            "checks": {
+                cid: [self.outcomes[cid].to_dict(time=self.generated_at)]
+                for cid in sorted(self.outcomes)
+            },
             "summary": self.summary(),
             "worker": self.worker.to_dict(),
             "mode": self.mode,
+            **(
+                {"fingerprint": self.fingerprint.digest, "versions": self.fingerprint.versions()}
+                if self.fingerprint is not None
+                else {}
+            ),
             **({"evidence": dict(self.evidence)} if self.evidence is not None else {}),
             "generated_at": self.generated_at,
             "cached": self.cached,

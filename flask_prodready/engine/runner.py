@@ -225,7 +225,9 @@ class Runner:
                     outcomes[item.id] = self._timed_out(item, allowed, earlier, publisher)
         finally:
             env.resources.close()
-        return outcomes
+        # The registry knows each check's tags; its outcome carries them into the report.
+        tags = {item.id: item.tags for item in checks}
+        return {cid: replace(outcome, tags=tags[cid]) for cid, outcome in outcomes.items()}
 
     def _attempt(
         self,

@@ -14,6 +14,8 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from .silences import Silence, parse_silence
+
 #: Shortest bearer token accepted: a guessable token would expose the report.
 MIN_TOKEN_LENGTH = 16
 #: RFC 6750's b64token: what a client can send after ``Bearer`` in a header.
@@ -34,7 +36,8 @@ class Settings:
     healthz_path: str
     readiness_path: str
     healthz_checks: tuple[str, ...]
-    silenced: Mapping[str, str]
+    #: ``{check_id: Silence}``: each reason and, when it ends, its ``until`` date.
+    silenced: Mapping[str, Silence]
     check_timeout: float
     cache_seconds: float
     upload_folder: str | None
@@ -147,13 +150,21 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     silenced = config["PRODREADY_SILENCED"]
     if not isinstance(silenced, Mapping):
         raise _fail("PRODREADY_SILENCED", "a dict of {check_id: reason}", silenced)
+    silences: dict[str, Silence] = {}
     for check_id, reason in silenced.items():
-        if not isinstance(check_id, str) or not isinstance(reason, str) or not reason.strip():
+        if (
+            not isinstance(check_id, str)
+            or not isinstance(reason, (str, Mapping))
+            or (isinstance(reason, str) and not reason.strip())
+        ):
             raise _fail(
                 "PRODREADY_SILENCED",
-                "a dict of {check_id: reason} with a non-empty reason for each id",
+                "a dict of {check_id: reason} with a non-empty reason for each id "
+                "(or {check_id: {'reason': '...', 'until': 'YYYY-MM-DD'}})",
                 {check_id: reason},
             )
+        # A dict form's errors name the entry and its key: PRODREADY_SILENCED['x']['until'].
+        silences[check_id] = parse_silence(reason, f"PRODREADY_SILENCED[{check_id!r}]")
 
     healthz_path = _path(config, "PRODREADY_HEALTHZ_PATH")
     readiness_path = _path(config, "PRODREADY_READINESS_PATH")
@@ -176,7 +187,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         healthz_path=healthz_path,
         readiness_path=readiness_path,
         healthz_checks=_string_list(config, "PRODREADY_HEALTHZ_CHECKS"),
-        silenced=dict(silenced),
+        silenced=silences,
         check_timeout=timeout,
         cache_seconds=_number(config, "PRODREADY_CACHE_SECONDS", minimum=0.0, allow_zero=True),
         upload_folder=_optional_folder(config, "PRODREADY_UPLOAD_FOLDER"),

@@ -13,7 +13,7 @@ import hmac
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from . import log_errors
@@ -22,13 +22,16 @@ from .context import RemoteTarget, RunEnvironment
 from .databases import AddedEngines
 from .evidence import Evidence
 from .findings import Report, WorkerInfo
+from .fingerprint import Fingerprint, compute_fingerprint
 from .observation import TrafficRecord
 from .redaction import Redactor
-from .registry import LIVE, Check, Mode, Registry
+from .registry import LIVE, REMOTE, Check, Mode, Registry
 from .runner import Runner
 from .server import GUNICORN, GunicornSettings, live_gunicorn_settings, server_kind
+from .service import service_info
 from .settings import Settings
 from .sharing import SharedEvidence, read_window
+from .silences import active
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -61,6 +64,8 @@ class AppState:
             None if settings.token is None else hashlib.sha256(settings.token.encode()).digest()
         )
         self.healthz_checks = registry.select_names(settings.healthz_checks)
+        #: (pid, fingerprint) of the configuration, computed at this process's first report.
+        self._fingerprint: tuple[int, Fingerprint] | None = None
 
     def token_matches(self, given: str) -> bool:
         """Compare a presented token with the configured one in constant time."""
@@ -84,14 +89,17 @@ class AppState:
         remote: RemoteTarget | None = None,
         nginx_config: str | None = None,
         systemd_unit: str | None = None,
+        settings: Settings | None = None,
     ) -> Report:
         """Run the selected checks now (no cache) and assemble the report.
 
         Live under gunicorn, the worker's resolved settings are found here when not given.
         ``nginx_config`` and ``systemd_unit`` (the CLI's options) take the place of their
-        ``PRODREADY_*`` settings.
+        ``PRODREADY_*`` settings. ``settings`` replaces the app's for this run (the CLI's,
+        with the silences of ``pyproject.toml`` added).
         """
         mode = Mode(mode)
+        settings = self.settings if settings is None else settings
         selected = self.registry.select(tags, exclude) if checks is None else checks
         if gunicorn is None and mode == LIVE and server_kind(server_software) == GUNICORN:
             gunicorn = live_gunicorn_settings()
@@ -99,7 +107,7 @@ class AppState:
         env = RunEnvironment(
             app=app,
             mode=mode,
-            settings=self.settings,
+            settings=settings,
             server_software=server_software,
             environ=dict(environ or {}),
             gunicorn=gunicorn,
@@ -108,16 +116,21 @@ class AppState:
             remote=remote,
             check_ids=self.registry.ids,
             check_aliases=self.registry.aliases,
-            nginx_config=nginx_config or self.settings.nginx_config,
-            systemd_unit=systemd_unit or self.settings.systemd_unit,
+            nginx_config=nginx_config or settings.nginx_config,
+            systemd_unit=systemd_unit or settings.systemd_unit,
             config_at_init=self.config_at_init,
         )
+        redactor = Redactor.for_config(app.config, extra=self.engines.passwords())
         outcomes = self.runner.run(
             selected,
             env,
             timeout=self.settings.check_timeout,
-            silenced={self.registry.resolve(k): v for k, v in self.settings.silenced.items()},
-            redactor=Redactor.for_config(app.config, extra=self.engines.passwords()),
+            # An expired silence silences nothing (prodready.silence_expired reports it).
+            silenced={
+                self.registry.resolve(k): v
+                for k, v in active(settings.silenced, date.today()).items()
+            },
+            redactor=redactor,
         )
         return Report(
             outcomes=outcomes,
@@ -125,7 +138,19 @@ class AppState:
             generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             mode=mode.value,
             evidence=None if evidence is None else evidence.coverage(),
+            service=service_info(app),
+            # A remote report is another process's: the app here is a stand-in.
+            fingerprint=None if mode == REMOTE else self.fingerprint(app, redactor),
         )
+
+    def fingerprint(self, app: Flask, redactor: Redactor) -> Fingerprint:
+        """The fingerprint of the app's configuration and versions, computed at this
+        process's first report and kept: an app factory may still change the config after
+        ``init_app``, nothing changes it while the app serves (engine/fingerprint.py)."""
+        kept = self._fingerprint
+        if kept is None or kept[0] != os.getpid():
+            kept = self._fingerprint = (os.getpid(), compute_fingerprint(app, redactor))
+        return kept[1]
 
     def evidence(self) -> Evidence:
         """The traffic of every live worker of this server over the evidence window."""

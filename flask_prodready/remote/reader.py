@@ -7,6 +7,10 @@ id, or for ``prodready.check_crashed`` and ``prodready.check_timeout`` the check
 in ``observed``). A finding is never dropped: one whose check is missing from
 ``checks`` gets an outcome of its own.
 
+Each entry of ``checks`` is read in either shape: this release's (a list holding one
+object, whose ``result`` is the outcome) and the one before it (an object whose
+``status`` is the outcome), so a client reads servers that have not been upgraded yet.
+
 Every problem raises ``ValueError`` naming the field, so a front end can say in one line
 why an answer is not a readiness report. Values are quoted whole: the front end masks
 secrets in the message before it cuts it to length, so no piece of one is left.
@@ -14,14 +18,24 @@ secrets in the message before it cuts it to length, so no piece of one is left.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..engine.findings import CheckOutcome, Finding, Level, Report, Status, WorkerInfo
+from ..engine.findings import (
+    CheckOutcome,
+    Finding,
+    Level,
+    Report,
+    ServiceInfo,
+    Status,
+    WorkerInfo,
+)
+from ..engine.fingerprint import Fingerprint
 
-#: Findings reported by the runner in place of a check; ``observed["check"]`` names it.
-_ENGINE_IDS = frozenset({"prodready.check_crashed", "prodready.check_timeout"})
 _OUTCOME_STATUSES = frozenset({Status.PASS, Status.FAIL, Status.SKIPPED, Status.ERROR})
+#: A configuration fingerprint: the first 16 hex digits of a sha256.
+FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 
 
 def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -33,7 +47,9 @@ def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], whe
     return value
 
 
-def _optional(data: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+def _optional(
+    data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any
+) -> Any:
     value = data.get(key, default)
     if value is not None and not isinstance(value, kind):
         raise ValueError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
@@ -65,13 +81,55 @@ def finding_from_dict(data: Any) -> Finding:
     )
 
 
-def _owner(finding: Finding) -> str:
-    """The id of the check a finding belongs to."""
-    if finding.id in _ENGINE_IDS and isinstance(finding.observed, Mapping):
-        named = finding.observed.get("check")
-        if isinstance(named, str) and named:
-            return named
-    return finding.id
+def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    """An optional list of strings; ``None`` when absent."""
+    value = _optional(data, key, list, where, None)
+    if value is not None and not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{where}: {key!r} must be a list of strings")
+    return None if value is None else tuple(value)
+
+
+def _outcome(check_id: str, entry: Any, findings: tuple[Finding, ...]) -> CheckOutcome:
+    """One entry of ``checks``, in this release's shape or the previous one's."""
+    label = f"checks[{check_id!r}]"
+    if isinstance(entry, list):
+        if len(entry) != 1 or not isinstance(entry[0], Mapping):
+            raise ValueError(f"{label} must be a list holding one object")
+        entry, key = entry[0], "result"
+    elif isinstance(entry, Mapping):  # the previous release: {"status": ..., "reason": ...}
+        key = "status"
+    else:
+        raise ValueError(f"{label} is neither a list nor an object")
+    value = _field(entry, key, str, label)
+    status = next((s for s in _OUTCOME_STATUSES if s.value == value), None)
+    if status is None:
+        raise ValueError(f"{label}: unknown {key} {value!r}")
+    duration = _optional(entry, "duration_ms", (int, float), label, 0) or 0
+    if isinstance(duration, bool) or not 0 <= duration < float("inf"):
+        raise ValueError(f"{label}: 'duration_ms' must be a number of milliseconds")
+    tags = _strings(entry, "tags", label)
+    if tags is None:  # the previous release: the check's own findings carry its tags
+        tags = next((f.tags for f in findings if f.id == check_id), ())
+    return CheckOutcome(
+        check_id,
+        status,
+        findings,
+        reason=_optional(entry, "reason", str, label, None),
+        duration=duration / 1000,
+        tags=tags,
+    )
+
+
+def _service(data: Mapping[str, Any], where: str) -> ServiceInfo | None:
+    """``serviceId``, ``version`` and ``releaseId``; ``None`` for a body without them."""
+    name = _optional(data, "serviceId", str, where, None)
+    if name is None:
+        return None
+    return ServiceInfo(
+        name=name,
+        version=_optional(data, "version", str, where, None),
+        release=_optional(data, "releaseId", str, where, None),
+    )
 
 
 def report_from_dict(data: Any) -> Report:
@@ -90,24 +148,13 @@ def report_from_dict(data: Any) -> Report:
 
     grouped: dict[str, list[Finding]] = {}
     for finding in findings:
-        grouped.setdefault(_owner(finding), []).append(finding)
+        grouped.setdefault(finding.check_id, []).append(finding)
     outcomes: dict[str, CheckOutcome] = {}
     for check_id, entry in checks.items():
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"checks[{str(check_id)!r}] is not an object")
-        label = f"checks[{check_id!r}]"
-        value = _field(entry, "status", str, label)
-        status = next((s for s in _OUTCOME_STATUSES if s.value == value), None)
-        if status is None:
-            raise ValueError(f"{label}: unknown status {value!r}")
-        outcomes[check_id] = CheckOutcome(
-            check_id,
-            status,
-            tuple(grouped.pop(check_id, ())),
-            reason=_optional(entry, "reason", str, label, None),
-        )
+        outcomes[check_id] = _outcome(check_id, entry, tuple(grouped.pop(check_id, ())))
     for check_id, orphans in grouped.items():
         outcomes[check_id] = CheckOutcome(check_id, Status.FAIL, tuple(orphans))
+    notes = _strings(data, "notes", where)
 
     return Report(
         outcomes=outcomes,
@@ -116,6 +163,32 @@ def report_from_dict(data: Any) -> Report:
         mode=_optional(data, "mode", str, where, "live") or "live",
         cached=bool(_optional(data, "cached", bool, where, False)),
         evidence=_evidence(data, where),
+        service=_service(data, where),
+        notes=() if notes is None else notes,
+        fingerprint=_fingerprint(data),
+    )
+
+
+def _fingerprint(data: Mapping[str, Any]) -> Fingerprint | None:
+    """The server's configuration fingerprint and versions, when its body has them (a
+    server of an earlier release has none): carried through as they are, so ``prodready
+    --url --format json`` shows what the server said."""
+    digest = data.get("fingerprint")
+    versions = data.get("versions")
+    if not (isinstance(digest, str) and FINGERPRINT.fullmatch(digest)):
+        return None
+    if not isinstance(versions, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in versions.items()
+    ):
+        return None
+    others = [(k, v) for k, v in versions.items() if k not in ("flask", "flask-prodready")]
+    app, app_version = others[0] if len(others) == 1 else ("", None)
+    return Fingerprint(
+        digest=digest,
+        flask=versions.get("flask", ""),
+        prodready=versions.get("flask-prodready", ""),
+        app=app,
+        app_version=app_version,
     )
 
 

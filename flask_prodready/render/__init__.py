@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .sarif import SourceLocations
 
 #: Every format :func:`render` knows; each front end offers the ones that suit it.
-FORMATS = ("text", "json", "junit", "sarif", "html", "openmetrics")
+FORMATS = ("text", "json", "junit", "sarif", "github", "html", "openmetrics")
 
 
 def render(
@@ -31,10 +31,12 @@ def render(
 ) -> str:
     """``report`` in ``output_format`` (one of :data:`FORMATS`).
 
-    ``threshold`` is the fail level (JUnit marks findings below it as passing notes);
+    ``threshold`` is the fail level (JUnit marks findings below it as passing notes,
+    GitHub annotations leave them out);
     ``registry`` gives SARIF its rules and HTML its titles; ``locations`` is where SARIF
-    results point (the current folder when not given); ``stylesheet_url`` is the HTML
-    page's stylesheet. An unknown format raises ``ValueError`` naming the choices.
+    results and GitHub annotations point (the current folder when not given);
+    ``stylesheet_url`` is the HTML page's stylesheet. An unknown format raises
+    ``ValueError`` naming the choices.
     """
     if output_format == "json":
         from .json import render_json
@@ -58,6 +60,15 @@ def render(
         return render_sarif(
             report,
             registry=_registry(registry),
+            locations=locations if locations is not None else SourceLocations.here(),
+        )
+    if output_format == "github":
+        from .github import render_github
+        from .sarif import SourceLocations
+
+        return render_github(
+            report,
+            threshold,
             locations=locations if locations is not None else SourceLocations.here(),
         )
     if output_format == "html":

@@ -41,12 +41,25 @@ def doc_anchor(check_id: str) -> str:
     return check_id.replace(".", "").replace("_", "-")
 
 
+def format_duration(seconds: float) -> str:
+    """How long a check ran, for people: ``<0.1 ms``, ``2.4 ms``, ``180 ms``, ``3.2 s``."""
+    milliseconds = seconds * 1000
+    if milliseconds < 0.05:
+        return "<0.1 ms"
+    if milliseconds < 9.95:
+        return f"{milliseconds:.1f} ms"
+    if milliseconds < 999.5:
+        return f"{milliseconds:.0f} ms"
+    return f"{seconds:.1f} s"
+
+
 def render_html(report: Report, *, stylesheet_url: str, registry: Registry) -> str:
     """The report as a self-contained page (plus its stylesheet)."""
     template = _environment().get_template("prodready/report.html")
     titles = {item.id: item.title for item in registry}
     # Only the catalogue's own checks have a reference page; custom checks get no link.
     documented = {item.id for item in registry if item.origin.startswith("flask_prodready")}
+    durations = {cid: format_duration(o.duration) for cid, o in report.outcomes.items()}
     return template.render(
         report=report,
         status=report.status,
@@ -60,4 +73,5 @@ def render_html(report: Report, *, stylesheet_url: str, registry: Registry) -> s
         stylesheet_url=stylesheet_url,
         docs_url=DOCS_URL,
         anchor=doc_anchor,
+        durations=durations,
     )

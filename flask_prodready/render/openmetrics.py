@@ -4,7 +4,9 @@ Statuses are one-hot gauges: every check has one sample per possible status, ``1
 the status it ended in and ``0`` for the others, so a series never vanishes when a check
 changes status and ``prodready_check_status{status="fail"} == 1`` is the alert to write.
 Every sample carries the ``pid`` and ``hostname`` of the worker that built the report:
-each worker process keeps its own report, and a scrape reaches one of them.
+each worker process keeps its own report, and a scrape reaches one of them. The info
+metric ``prodready_config`` names the configuration fingerprint and the versions the
+worker runs, so that replicas that disagree stand out.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
 from ..engine.findings import Level, Report, Status
+from ..engine.fingerprint import Fingerprint
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -88,5 +91,28 @@ def render_openmetrics(report: Report) -> str:
         [(worker, _timestamp(report.generated_at))],
         unit="seconds",
     )
+    if report.fingerprint is not None:
+        lines += _config_info(report.fingerprint, worker)
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
+
+
+def _config_info(fingerprint: Fingerprint, worker: Mapping[str, str]) -> list[str]:
+    """The info family ``prodready_config``: one sample, value 1, its labels the facts."""
+    labels = {
+        "fingerprint": fingerprint.digest,
+        "flask": fingerprint.flask,
+        "prodready": fingerprint.prodready,
+        "app": fingerprint.app,
+        "app_version": fingerprint.app_version or "",
+        **worker,
+    }
+    help_text = (
+        "The configuration this worker runs: the fingerprint of its non-secret "
+        "configuration and the versions of Flask, flask-prodready and the app."
+    )
+    return [
+        "# TYPE prodready_config info",
+        f"# HELP prodready_config {escape_label_value(help_text)}",
+        f"prodready_config_info{_labels(labels)} 1",
+    ]

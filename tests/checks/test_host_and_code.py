@@ -43,6 +43,7 @@ from flask_prodready.checks.dependencies import (
 from flask_prodready.engine.state import get_state
 from tests.postgres import PostgresServer
 
+from ..stacks import needs_sqlalchemy_2
 from ..support import GOOD_CONFIG, messages_of, outcome_of
 
 MakeApp = Callable[..., Flask]
@@ -465,6 +466,7 @@ class TestCredentialsInSource:
             )
         ]
 
+    @needs_sqlalchemy_2
     def test_wordy_password_counts_in_a_url_not_in_prose(self, tmp_path: Path) -> None:
         """A password made of words is not reported in prose (README.md), and is reported
         percent-encoded in a URL of a tracked file."""
@@ -491,6 +493,7 @@ class TestCredentialsInSource:
         ]
         assert searches(password)[0].literal_only is True
 
+    @needs_sqlalchemy_2
     def test_skips_a_password_too_short_to_search_and_an_engine_without_one(
         self, tmp_path: Path
     ) -> None:

@@ -122,7 +122,7 @@ def verdicts_of(report: Mapping[str, Any]) -> dict[str, Verdict]:
     for finding in report.get("findings", []):
         levels.setdefault(finding["id"], set()).add(finding["level"])
     verdicts = {
-        check: Verdict(entry["status"], tuple(sorted(levels.get(check, ()))))
+        check: Verdict(entry[0]["result"], tuple(sorted(levels.get(check, ()))))
         for check, entry in report.get("checks", {}).items()
     }
     for check, found in levels.items():

@@ -133,12 +133,14 @@ def gunicorn(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     logs: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[int]:
     """gunicorn serving ``target`` (``module:app``) from ``folder``; yields its port.
 
-    Its log goes to ``logs`` (default: ``folder``).
+    Its log goes to ``logs`` (default: ``folder``). ``port`` (default: a free one) lets a
+    restarted server answer where the old one did.
     """
-    port = free_port()
+    port = free_port() if port is None else port
     arguments = ["--no-control-socket", "--chdir", str(folder), "-b", f"{HOST}:{port}",
                  *args, target]  # fmt: skip
     # ``args`` may add binds of their own, and the environment GUNICORN_CMD_ARGS.

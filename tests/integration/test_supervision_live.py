@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from ..loopback import require_gunicorn_arguments
+from ..support import check_of, result_of
 from .processes import HOST, PROJECT_ROOT, environment, fetch, free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -160,10 +161,10 @@ def test_nohup_from_a_shell_is_unsupervised(project: Path) -> None:
     assert finding["observed"]["master"] == {"pid": master, "name": "gunicorn"}
     assert finding["observed"]["ancestors"][0] == {"pid": shell.pid, "name": "sh"}
     for check_id in SUPERVISION_IDS[1:]:
-        assert body["checks"][check_id] == {
-            "status": "skipped",
-            "reason": "nothing supervises the server (supervision.unsupervised)",
-        }, check_id
+        assert (result_of(body, check_id), check_of(body, check_id)["reason"]) == (
+            "skipped",
+            "nothing supervises the server (supervision.unsupervised)",
+        ), check_id
 
 
 SUPERVISORD_CONF = """\
@@ -273,7 +274,7 @@ def test_supervisord_with_autorestart_is_quiet(supervised: Supervised) -> None:
     reload is skipped (supervisord has no reload command)."""
     body = supervision_report(supervised.ports["restarts"])
     assert findings(body) == []
-    statuses = {check_id: body["checks"][check_id]["status"] for check_id in SUPERVISION_IDS}
+    statuses = {check_id: result_of(body, check_id) for check_id in SUPERVISION_IDS}
     assert statuses == {
         "supervision.unsupervised": "pass",
         "supervision.restart_policy": "pass",
@@ -359,9 +360,9 @@ def test_cli_deploy_unit_is_quiet(project: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     body = json.loads(done.stdout)
     assert body["findings"] == []
-    assert body["checks"]["supervision.env_file"]["status"] == "skipped"
+    assert result_of(body, "supervision.env_file") == "skipped"
     for check_id in SUPERVISION_IDS[:4]:
-        assert body["checks"][check_id]["status"] == "pass", check_id
+        assert result_of(body, check_id) == "pass", check_id
 
 
 @pytest.mark.parametrize(
@@ -399,4 +400,4 @@ def test_cli_environment_file_modes(project: Path, tmp_path: Path) -> None:
     done = readiness(project, unit)
     assert done.returncode == 0, done.stdout + done.stderr
     body = json.loads(done.stdout)
-    assert (body["findings"], body["checks"]["supervision.env_file"]) == ([], {"status": "pass"})
+    assert (body["findings"], result_of(body, "supervision.env_file")) == ([], "pass")

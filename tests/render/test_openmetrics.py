@@ -13,7 +13,7 @@ from flask_prodready import CheckContext, Finding, ProdReady
 from flask_prodready.engine.findings import CheckOutcome, Status
 from flask_prodready.render.openmetrics import escape_label_value, render_openmetrics
 
-from ..support import TOKEN
+from ..support import TOKEN, results_of
 from .samples import GENERATED_TIMESTAMP, mixed_report, sample_report
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -143,7 +143,7 @@ class TestEndpoint:
             for labels, value in samples(parsed["prodready_check_status"]).items()
             if value == 1
         }
-        assert statuses == {cid: check["status"] for cid, check in body["checks"].items()}
+        assert statuses == results_of(body)
         findings = samples(parsed["prodready_findings"], "pid", "hostname")
         for level in ("critical", "error", "warning", "info"):
             assert findings[(("level", level),)] == body["summary"][level]

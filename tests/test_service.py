@@ -11,15 +11,15 @@ from flask import Flask
 
 from flask_prodready.engine import service
 from flask_prodready.engine.findings import ServiceInfo
-from flask_prodready.engine.service import distribution_version, release_id, service_info
+from flask_prodready.engine.service import distribution_of, release_id, service_info
 
 
 @pytest.fixture(autouse=True)
 def _fresh_versions() -> Iterator[None]:
     """Each test looks distributions up anew."""
-    distribution_version.cache_clear()
+    distribution_of.cache_clear()
     yield
-    distribution_version.cache_clear()
+    distribution_of.cache_clear()
 
 
 def app_named(import_name: str, tmp_path: Path) -> Flask:

@@ -26,7 +26,6 @@ life (:meth:`~.state.AppState.fingerprint`): an app factory may change the confi
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from .redaction import UnsafeValue, is_secret_name
+from .service import distribution_of
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -175,25 +175,8 @@ def app_distribution(app: Flask) -> tuple[str, str | None]:
     package (as for the body's ``version``, engine/service.py); (the app's ``name``,
     ``None``) when none does (an app run from a checkout) or several do."""
     package = app.import_name.split(".", 1)[0]
-    found = None if package == "__main__" else _distribution_of(package)
+    found = None if package == "__main__" else distribution_of(package)
     return found if found is not None else (app.name, None)
-
-
-@functools.cache
-def _distribution_of(package: str) -> tuple[str, str] | None:
-    """Read once per process: what is installed does not change under a running app, and
-    mapping packages to distributions reads every installed distribution's metadata."""
-    from importlib import metadata
-
-    try:
-        names = set(metadata.packages_distributions().get(package, ()))
-        if len(names) != 1:
-            return None
-        distribution = metadata.distribution(names.pop())
-        name, version = distribution.metadata["Name"], distribution.version
-    except Exception:  # broken metadata of some other distribution never breaks a report
-        return None
-    return (str(name), str(version)) if name and version else None
 
 
 def _installed_version(name: str) -> str | None:

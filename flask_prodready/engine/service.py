@@ -40,20 +40,46 @@ def _identifier(value: str | None) -> str | None:
 
 
 @functools.cache
-def distribution_version(package: str) -> str | None:
-    """The version of the installed distribution that provides the top-level ``package``.
+def distribution_of(package: str) -> tuple[str, str] | None:
+    """(name, version) of the installed distribution that provides the top-level
+    ``package``.
 
     Read once per process: what is installed does not change under a running app, and
     mapping packages to distributions reads every installed distribution's metadata.
     Ambiguous (several distributions provide it) or unknown gives ``None``.
     """
     try:
-        names = set(metadata.packages_distributions().get(package, ()))
+        names = _providers(package)
         if len(names) != 1:
             return None
-        return _identifier(metadata.version(names.pop()))
+        distribution = metadata.distribution(names.pop())
+        name = _identifier(distribution.metadata["Name"])
+        version = _identifier(distribution.version)
     except Exception:  # broken metadata of some other distribution never breaks a report
         return None
+    return (name, version) if name and version else None
+
+
+def _providers(package: str) -> set[str]:
+    """The distributions that install the top-level ``package``. Python 3.10 maps only
+    what ``top_level.txt`` declares, which wheels built by flit or hatchling lack: those
+    are found by the files they installed."""
+    names = set(metadata.packages_distributions().get(package, ()))
+    if names:
+        return names
+    for distribution in metadata.distributions():
+        for file in distribution.files or ():
+            top = file.parts[0] if file.parts else ""
+            if top == f"{package}.py" or (top == package and len(file.parts) > 1):
+                names.add(distribution.metadata["Name"])
+                break
+    return names
+
+
+def distribution_version(package: str) -> str | None:
+    """The version of the installed distribution that provides the top-level ``package``."""
+    found = distribution_of(package)
+    return None if found is None else found[1]
 
 
 def release_id(environ: Mapping[str, str]) -> str | None:

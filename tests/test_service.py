@@ -34,6 +34,19 @@ def test_version_of_the_distribution_of_the_top_level_package(tmp_path: Path) ->
     )
 
 
+def test_a_package_outside_site_packages_reads_no_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app run from its checkout (its package not under site-packages, no distribution
+    of its name) is answered without mapping every installed distribution."""
+
+    def not_called() -> dict[str, list[str]]:
+        raise AssertionError("mapped every distribution for a package of a checkout")
+
+    monkeypatch.setattr(service.metadata, "packages_distributions", not_called)
+    assert service_info(app_named("tests.test_service", tmp_path), {}).version is None
+
+
 @pytest.mark.parametrize("import_name", ["__main__", "testapp", "no_such_package.web"])
 def test_no_version_without_a_distribution(import_name: str, tmp_path: Path) -> None:
     """A script, or a package no distribution installed, has no version."""
@@ -43,9 +56,10 @@ def test_no_version_without_a_distribution(import_name: str, tmp_path: Path) -> 
 def test_broken_metadata_gives_no_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Metadata that cannot be read leaves the version out; the report is still built."""
 
-    def broken() -> dict[str, list[str]]:
+    def broken(*args: object) -> dict[str, list[str]]:
         raise OSError("unreadable RECORD")
 
+    monkeypatch.setattr(service.metadata, "distribution", broken)
     monkeypatch.setattr(service.metadata, "packages_distributions", broken)
     assert service_info(app_named("jinja2", tmp_path), {}).version is None
 

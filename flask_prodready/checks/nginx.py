@@ -15,6 +15,7 @@ are skipped, saying so.
 
 from __future__ import annotations
 
+import glob
 import ipaddress
 import os
 import re
@@ -77,6 +78,40 @@ class _Parsed:
             return self._configs[path]
 
 
+#: An ``include`` directive and a directive that proxies, as they read in any file.
+_INCLUDE = re.compile(r"(?m)^\s*include\s+([^;#]+);")
+_PROXIES = re.compile(r"\b(?:proxy_pass|uwsgi_pass)\b")
+#: Most files, and bytes of each, read when looking for a proxy through includes.
+MAX_SCANNED_FILES = 200
+MAX_FILE_BYTES = 1024 * 1024
+
+
+def mentions_a_proxy(path: str) -> bool:
+    """Whether the configuration at ``path`` or a file it includes names ``proxy_pass`` or
+    ``uwsgi_pass`` at all, by a look at the text (includes followed as nginx globs them,
+    relative to the main file's folder). A host's stock configuration that proxies
+    nothing is set aside this way before crossplane (tens of milliseconds to import) is
+    loaded; a configuration named for the run is always parsed."""
+    prefix = os.path.dirname(path)
+    queue, seen = [path], set[str]()
+    while queue and len(seen) < MAX_SCANNED_FILES:
+        current = queue.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            with open(current, encoding="utf-8", errors="replace") as file:
+                text = file.read(MAX_FILE_BYTES)
+        except OSError:
+            continue
+        if _PROXIES.search(text):
+            return True
+        for pattern in _INCLUDE.findall(text):
+            pattern = pattern.strip().strip("\"'")
+            queue.extend(sorted(glob.glob(os.path.join(prefix, pattern))))
+    return len(seen) >= MAX_SCANNED_FILES  # too many to read: let the parser judge
+
+
 def _config_path(ctx: CheckContext) -> tuple[str, bool]:
     """(the configuration to judge, whether it was named for the run), or skip."""
     named = ctx.nginx_config
@@ -86,6 +121,13 @@ def _config_path(ctx: CheckContext) -> tuple[str, bool]:
             ctx.skip(f"the nginx configuration {path} cannot be read here")
         return path, True
     if os.path.isfile(DEFAULT_CONFIG) and os.access(DEFAULT_CONFIG, os.R_OK):
+        if not mentions_a_proxy(DEFAULT_CONFIG):
+            ctx.skip(
+                f"the nginx configuration found at {DEFAULT_CONFIG} proxies to nothing (no "
+                "proxy_pass or uwsgi_pass in it or its includes), so that nginx does not front "
+                "the app; name the one that does with --nginx-config FILE or "
+                "PRODREADY_NGINX_CONFIG"
+            )
         return DEFAULT_CONFIG, False
     ctx.skip(
         f"no nginx configuration was found ({DEFAULT_CONFIG} cannot be read here); name one "

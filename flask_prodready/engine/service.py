@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .findings import ServiceInfo
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Where the release deployed is read from, first found wins.
 RELEASE_VARIABLES = ("PRODREADY_RELEASE", "SENTRY_RELEASE")
+#: Folders installed distributions live in.
+SITE_FOLDERS = frozenset({"site-packages", "dist-packages"})
 #: Longest release or version kept; anything longer is not an identifier.
 MAX_IDENTIFIER = 200
 
@@ -61,19 +65,38 @@ def distribution_of(package: str) -> tuple[str, str] | None:
 
 
 def _providers(package: str) -> set[str]:
-    """The distributions that install the top-level ``package``. Python 3.10 maps only
-    what ``top_level.txt`` declares, which wheels built by flit or hatchling lack: those
-    are found by the files they installed."""
+    """The distributions that install the top-level ``package``.
+
+    Cheap first: the distribution named like the package (the usual case) when it
+    installs it, and nothing for a package that is not under ``site-packages`` (an app run
+    from its checkout). Only then the mapping of every installed distribution, which
+    reads all their metadata; Python 3.10's maps only what ``top_level.txt`` declares,
+    which wheels built by flit or hatchling lack, so those are found by their files.
+    """
+    try:
+        named = metadata.distribution(package)
+    except metadata.PackageNotFoundError:
+        pass
+    else:
+        if _installs(named, package):
+            return {named.metadata["Name"]}
+    module = sys.modules.get(package)
+    where = getattr(module, "__file__", None) or ""
+    if not SITE_FOLDERS.intersection(Path(where).parts):
+        return set()
     names = set(metadata.packages_distributions().get(package, ()))
-    if names:
+    if names or sys.version_info >= (3, 11):
         return names
-    for distribution in metadata.distributions():
-        for file in distribution.files or ():
-            top = file.parts[0] if file.parts else ""
-            if top == f"{package}.py" or (top == package and len(file.parts) > 1):
-                names.add(distribution.metadata["Name"])
-                break
-    return names
+    return {d.metadata["Name"] for d in metadata.distributions() if _installs(d, package)}
+
+
+def _installs(distribution: metadata.Distribution, package: str) -> bool:
+    """Whether ``distribution``'s files include the top-level ``package``."""
+    for file in distribution.files or ():
+        top = file.parts[0] if file.parts else ""
+        if top == f"{package}.py" or (top == package and len(file.parts) > 1):
+            return True
+    return False
 
 
 def distribution_version(package: str) -> str | None:

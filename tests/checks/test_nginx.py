@@ -282,14 +282,27 @@ class TestFindingTheConfig:
         self, app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ) -> None:
         """A default nginx.conf that proxies nothing (a distribution's own) is not the app's
-        proxy: the checks that judge the app's locations are skipped, not failed."""
+        proxy: its checks are skipped, not failed, and it is set aside by its text before
+        the parser is loaded."""
         conf = tmp_path / "nginx.conf"
         conf.write_text("events {}\nhttp { server { listen 80; root /var/www/html; } }\n")
         monkeypatch.setattr(nginx_checks, "DEFAULT_CONFIG", str(conf))
-        outcome = outcome_of(app, "nginx.upstream", gunicorn=gunicorn())
-        assert outcome.status.value == "skipped"
-        assert "proxies to nothing" in (outcome.reason or "")
-        assert messages_of(app, "nginx.invalid") == []
+        for check_id in ("nginx.upstream", "nginx.invalid"):
+            outcome = outcome_of(app, check_id, gunicorn=gunicorn())
+            assert outcome.status.value == "skipped"
+            assert "proxies to nothing" in (outcome.reason or "")
+
+    def test_a_default_config_proxying_through_an_include_is_judged(self, tmp_path: Path) -> None:
+        """proxy_pass in a file the default config includes (sites-enabled/*, relative to
+        its folder) is found, so that config is parsed and judged; a config whose includes
+        proxy nothing is set aside."""
+        (tmp_path / "sites-enabled").mkdir()
+        (tmp_path / "nginx.conf").write_text("events {}\nhttp {\n    include sites-enabled/*;\n}\n")
+        assert not nginx_checks.mentions_a_proxy(str(tmp_path / "nginx.conf"))
+        (tmp_path / "sites-enabled" / "app").write_text(
+            "server { location / { proxy_pass http://127.0.0.1:8000; } }\n"
+        )
+        assert nginx_checks.mentions_a_proxy(str(tmp_path / "nginx.conf"))
 
     def test_skipped_with_an_install_hint_without_crossplane(
         self, app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -13,6 +13,8 @@ import ipaddress
 import os
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,6 +502,36 @@ def _own_listeners(psutil: Any) -> set[tuple[str, int]]:
     return {(row.laddr.ip, row.laddr.port) for row in rows if row.status == "LISTEN"}
 
 
+#: Seconds a snapshot of the host's listening sockets is reused: listing them maps every
+#: socket of every process (hundreds of milliseconds on a busy host), and what listens
+#: changes with a deploy, not from one report to the next.
+LISTENERS_TTL = 60.0
+_listeners: tuple[float, list[Any], dict[int, str]] | None = None
+_listeners_lock = threading.Lock()
+
+
+def _host_listeners(psutil: Any) -> tuple[list[Any], dict[int, str]]:
+    """The host's listening sockets (at most ``MAX_LISTENERS``) and their processes' names,
+    from a snapshot at most ``LISTENERS_TTL`` seconds old."""
+    global _listeners
+    with _listeners_lock:
+        if _listeners is not None and time.monotonic() - _listeners[0] < LISTENERS_TTL:
+            return _listeners[1], _listeners[2]
+    sockets = psutil.net_connections(kind="inet")
+    listening = [sock for sock in sockets if _is_listening(sock)][:MAX_LISTENERS]
+    names = _process_names(psutil, (sock.pid for sock in listening))
+    with _listeners_lock:
+        _listeners = (time.monotonic(), listening, names)
+    return listening, names
+
+
+def clear_listeners() -> None:
+    """Forget the snapshot of the host's listening sockets (tests)."""
+    global _listeners
+    with _listeners_lock:
+        _listeners = None
+
+
 def _process_names(psutil: Any, pids: Iterable[int | None]) -> dict[int, str]:
     names: dict[int, str] = {}
     for pid in {pid for pid in pids if pid is not None}:
@@ -522,15 +554,14 @@ def _process_names(psutil: Any, pids: Iterable[int | None]) -> dict[int, str]:
 def check_exposed_services(ctx: CheckContext) -> Iterator[Finding]:
     psutil = _psutil(ctx)
     try:
-        sockets = psutil.net_connections(kind="inet")
+        listening, names = _host_listeners(psutil)
     except psutil.AccessDenied:
         ctx.skip("this system lets only root list the host's sockets (psutil.AccessDenied)")
     # The app's own server matters only live: from the CLI no proxy is known.
     proxied = proxy_on_host(ctx.observation if ctx.mode == LIVE else None)
-    listening = [sock for sock in sockets[:MAX_LISTENERS] if _is_listening(sock)]
     exposures = exposed_listeners(
         listening,
-        process_names=_process_names(psutil, (sock.pid for sock in listening)),
+        process_names=names,
         app_addresses=_own_listeners(psutil) if proxied else (),
         proxy_on_host=proxied,
     )

@@ -84,6 +84,35 @@ def other_python_environment(*extra: str) -> dict[str, str]:
 # --- system.exposed_services ----------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def fresh_listeners() -> Iterator[None]:
+    """Each test lists the host's sockets anew (the check keeps a snapshot a minute)."""
+    system.clear_listeners()
+    yield
+    system.clear_listeners()
+
+
+def test_the_listing_is_reused_for_a_minute(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reports within LISTENERS_TTL list the host's sockets once; past it, again."""
+    calls = []
+    real = psutil.net_connections
+
+    def counted(kind: str = "inet") -> Any:
+        calls.append(kind)
+        return real(kind=kind)
+
+    monkeypatch.setattr(psutil, "net_connections", counted)
+    app = make_app()
+    for _ in range(2):
+        assert outcome_of(app, "system.exposed_services").status.value in ("pass", "fail")
+    assert calls == ["inet"]
+    monkeypatch.setattr(system, "LISTENERS_TTL", 0.0)
+    outcome_of(app, "system.exposed_services")
+    assert calls == ["inet", "inet"]
+
+
 class TestExposedServices:
     @pytest.mark.parametrize(
         ("address", "exposed"),

@@ -376,9 +376,12 @@ def unsatisfied_requirements(
             complete = False
             break
         try:
-            name = dist.metadata["Name"]
-            requires = list(dist.requires or [])
-            version = dist.version
+            # One parse of the metadata per distribution (each of .version and .requires
+            # would parse it again); egg-info's requires.txt through .requires.
+            meta = dist.metadata
+            name, version = meta["Name"], meta["Version"]
+            declared = meta.get_all("Requires-Dist")
+            requires = list(declared if declared is not None else dist.requires or [])
         except Exception:  # unreadable metadata of one distribution
             continue
         if name:

@@ -77,19 +77,25 @@ def create_app():
 
 
 def run_flask(
-    project: Path, module: str, *args: str, env: dict[str, str] | None = None
+    project: Path,
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `flask --app MODULE readiness ARGS` in ``project`` like a user would."""
+    """Run `flask --app MODULE readiness ARGS` in ``cwd`` (default: ``project``) like a user
+    would, the app importable from ``project``; the outer run's FLASK_*, PRODREADY_* and
+    GITHUB_* variables left out."""
     environ = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("FLASK_", "PRODREADY_")) and k != "SECRET_KEY"
+        if not k.startswith(("FLASK_", "PRODREADY_", "GITHUB_")) and k != "SECRET_KEY"
     }
     environ.update(env or {})
     environ["PYTHONPATH"] = str(project)
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", module, "readiness", *args],
-        cwd=project,
+        cwd=project if cwd is None else cwd,
         env=environ,
         capture_output=True,
         text=True,

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import secrets
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,29 +20,14 @@ from flask_prodready.engine.project_settings import (
 )
 from flask_prodready.engine.silences import Silence
 
-from .test_cli import BAD_APP, GOOD_APP
+from .test_cli import BAD_APP, GOOD_APP, run_flask
 
 
 def readiness(
     cwd: Path, project: Path, module: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`flask --app MODULE readiness ARGS` run in ``cwd``, the app importable from ``project``."""
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FLASK_", "PRODREADY_", "GITHUB_")) and k != "SECRET_KEY"
-    }
-    environ.update(env or {})
-    environ["PYTHONPATH"] = str(project)
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", module, "readiness", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_flask(project, module, *args, env=env, cwd=cwd)
 
 
 @pytest.fixture
